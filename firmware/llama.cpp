@@ -1,0 +1,401 @@
+// LLaMA decoder matching HF transformers' modeling_llama.py (see llama.h).
+#include "firmware/llama.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "firmware/error.h"
+#include "firmware/weight_set.h"
+
+namespace m4 {
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+// The most negative finite value of a floating dtype: HF masks with it (not
+// -inf) so that fully masked rows give a uniform softmax instead of NaN.
+double lowest(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return std::numeric_limits<double>::lowest();
+    case at::kHalf: return -65504.0;
+    case at::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    default: return static_cast<double>(std::numeric_limits<float>::lowest());
+  }
+}
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t h = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
+}
+
+std::string join_limited(const std::vector<std::string>& v, size_t limit = 12) {
+  std::string s;
+  for (size_t i = 0; i < v.size() && i < limit; ++i) s += (i ? ", " : "") + v[i];
+  if (v.size() > limit) s += ", ... (" + std::to_string(v.size() - limit) + " more)";
+  return s;
+}
+
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(at::Tensor w, double e) : eps(e) {
+  weight = register_parameter("weight", std::move(w), false);
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  // As HF: normalise in f32, cast back, then scale.
+  at::Tensor h = x.to(at::kFloat);
+  at::Tensor var = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(var + eps);
+  return weight * h.to(x.scalar_type());
+}
+
+EmbeddingImpl::EmbeddingImpl(at::Tensor w) { weight = register_parameter("weight", std::move(w), false); }
+
+LlamaAttentionImpl::LlamaAttentionImpl(const LlamaConfig& c, Linear q, Linear k, Linear v, Linear o)
+    : q_proj(register_module("q_proj", q)),
+      k_proj(register_module("k_proj", k)),
+      v_proj(register_module("v_proj", v)),
+      o_proj(register_module("o_proj", o)),
+      heads(c.num_attention_heads),
+      kv_heads(c.num_key_value_heads),
+      head_dim(c.head_dim) {}
+
+at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                       const at::Tensor& mask, KVCache* cache, int64_t layer) {
+  const int64_t B = x.size(0), T = x.size(1), D = head_dim;
+  // (B, T, H*D) -> (B, H, T, D)
+  at::Tensor q = q_proj(x).view({B, T, heads, D}).transpose(1, 2);
+  at::Tensor k = k_proj(x).view({B, T, kv_heads, D}).transpose(1, 2);
+  at::Tensor v = v_proj(x).view({B, T, kv_heads, D}).transpose(1, 2);
+  at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // (B, 1, T, D)
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  if (cache != nullptr) {
+    const int64_t past = cache->length;
+    M4_CHECK(past + T <= cache->capacity, ErrorCode::kInvalidArgument, "KV cache holds ",
+             cache->capacity, " positions, ", past + T, " needed");
+    cache->k[layer].narrow(2, past, T).copy_(k);
+    cache->v[layer].narrow(2, past, T).copy_(v);
+    k = cache->k[layer].narrow(2, 0, past + T);
+    v = cache->v[layer].narrow(2, 0, past + T);
+  }
+  const int64_t S = k.size(2), rep = heads / kv_heads;
+  at::Tensor out;
+#if TORCH_VERSION_MAJOR >= 2
+  if (x.is_cuda()) {
+    at::Tensor kk = rep == 1 ? k : k.repeat_interleave(rep, 1);
+    at::Tensor vv = rep == 1 ? v : v.repeat_interleave(rep, 1);
+    out = at::scaled_dot_product_attention(q, kk, vv, mask);  // (B, H, T, D)
+  }
+#endif
+  if (!out.defined()) {
+    // Grouped-query attention without materialising repeated keys: head h uses
+    // kv head h / rep, so fold the rep heads into the query length.
+    at::Tensor qg = q.reshape({B, kv_heads, rep * T, D});
+    at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));
+    scores = scores.view({B, kv_heads, rep, T, S}) + mask.unsqueeze(1);  // mask: (B,1,1,T,S)
+    at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    out = at::matmul(probs.view({B, kv_heads, rep * T, S}), v).view({B, heads, T, D});
+  }
+  return o_proj(out.transpose(1, 2).reshape({B, T, heads * D}));
+}
+
+LlamaMLPImpl::LlamaMLPImpl(Linear gate, Linear up, Linear down)
+    : gate_proj(register_module("gate_proj", gate)),
+      up_proj(register_module("up_proj", up)),
+      down_proj(register_module("down_proj", down)) {}
+
+at::Tensor LlamaMLPImpl::forward(const at::Tensor& x) {
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+}
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(RMSNorm in_norm, LlamaAttention attn, RMSNorm post_norm,
+                                             LlamaMLP m)
+    : input_layernorm(register_module("input_layernorm", in_norm)),
+      self_attn(register_module("self_attn", attn)),
+      post_attention_layernorm(register_module("post_attention_layernorm", post_norm)),
+      mlp(register_module("mlp", m)) {}
+
+at::Tensor LlamaDecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                          const at::Tensor& mask, KVCache* cache, int64_t layer) {
+  at::Tensor h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+at::Tensor llama_inv_freq(const LlamaConfig& c) {
+  const int64_t D = c.head_dim;
+  // HF: 1 / base ** (arange(0, D, 2) / D), in f32.
+  at::Tensor exponent = at::arange(0, D, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
+                        static_cast<double>(D);
+  at::Tensor inv = at::pow(c.rope_theta, exponent).reciprocal();
+  if (c.rope_scaling.type == "llama3") {
+    // transformers' _compute_llama3_parameters: long wavelengths are divided by
+    // `factor`, short ones kept, the band between smoothly interpolated.
+    const auto& r = c.rope_scaling;
+    const double old_ctx = static_cast<double>(r.original_max_position_embeddings);
+    const double low_wavelen = old_ctx / r.low_freq_factor;
+    const double high_wavelen = old_ctx / r.high_freq_factor;
+    at::Tensor wavelen = 2 * M_PI / inv;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv / r.factor, inv);
+    at::Tensor smooth = (old_ctx / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+    at::Tensor smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
+    at::Tensor medium = at::logical_not(wavelen < high_wavelen).logical_and(at::logical_not(wavelen > low_wavelen));
+    inv = at::where(medium, smoothed, scaled);
+  }
+  return inv;
+}
+
+std::string LlamaImpl::internal_name(const std::string& hf_name) {
+  return hf_name.rfind("model.", 0) == 0 ? hf_name.substr(6) : hf_name;
+}
+
+bool LlamaImpl::ignorable(const std::string& hf_name) {
+  // Older transformers saved the rotary buffer; it is derived, not a weight.
+  return hf_name.size() >= 22 && hf_name.compare(hf_name.size() - 22, 22, "rotary_emb.inv_freq") == 0;
+}
+
+std::map<std::string, std::vector<int64_t>> LlamaImpl::expected_shapes(const LlamaConfig& c) {
+  std::map<std::string, std::vector<int64_t>> m;
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int64_t q = c.num_attention_heads * D, kv = c.num_key_value_heads * D;
+  m["embed_tokens.weight"] = {c.vocab_size, H};
+  m["norm.weight"] = {H};
+  if (!c.tie_word_embeddings) m["lm_head.weight"] = {c.vocab_size, H};
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    m[p + "input_layernorm.weight"] = {H};
+    m[p + "post_attention_layernorm.weight"] = {H};
+    m[p + "self_attn.q_proj.weight"] = {q, H};
+    m[p + "self_attn.k_proj.weight"] = {kv, H};
+    m[p + "self_attn.v_proj.weight"] = {kv, H};
+    m[p + "self_attn.o_proj.weight"] = {H, q};
+    if (c.attention_bias) {
+      m[p + "self_attn.q_proj.bias"] = {q};
+      m[p + "self_attn.k_proj.bias"] = {kv};
+      m[p + "self_attn.v_proj.bias"] = {kv};
+      m[p + "self_attn.o_proj.bias"] = {H};
+    }
+    m[p + "mlp.gate_proj.weight"] = {I, H};
+    m[p + "mlp.up_proj.weight"] = {I, H};
+    m[p + "mlp.down_proj.weight"] = {H, I};
+    if (c.mlp_bias) {
+      m[p + "mlp.gate_proj.bias"] = {I};
+      m[p + "mlp.up_proj.bias"] = {I};
+      m[p + "mlp.down_proj.bias"] = {H};
+    }
+  }
+  return m;
+}
+
+LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const std::string& where,
+                     const LlamaLoadOptions& options)
+    : config_(config), dtype_(options.dtype) {
+  M4_CHECK(at::isFloatingType(dtype_), ErrorCode::kInvalidArgument, "backbone dtype must be floating");
+  // Map internal name -> HF name over what the checkpoint holds.
+  std::map<std::string, std::string> by_internal;
+  std::vector<std::string> unexpected, problems;
+  const auto expected = expected_shapes(config);
+  for (const auto& hf : weights.names()) {
+    const std::string name = internal_name(hf);
+    if (ignorable(hf)) continue;
+    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;  // HF ignores it too
+    if (expected.count(name) == 0) {
+      unexpected.push_back(hf);
+      continue;
+    }
+    by_internal[name] = hf;
+  }
+  std::vector<std::string> missing;
+  for (const auto& [name, shape] : expected) {
+    auto it = by_internal.find(name);
+    if (it == by_internal.end()) {
+      missing.push_back(name == "lm_head.weight" ? name : "model." + name);
+      continue;
+    }
+    const TensorInfo& info = weights.info(it->second);
+    if (info.shape != shape) {
+      problems.push_back("tensor '" + it->second + "' has shape " + shape_str(info.shape) +
+                         " but the config (" + config.summary() + ") implies " + shape_str(shape));
+    }
+    if (info.dtype != DType::kF32 && info.dtype != DType::kF16 && info.dtype != DType::kBF16 &&
+        info.dtype != DType::kF64) {
+      problems.push_back("tensor '" + it->second + "' has dtype " + dtype_name(info.dtype) +
+                         "; weights must be F32, F16, BF16 or F64");
+    }
+  }
+  if (!missing.empty()) problems.insert(problems.begin(), "missing tensors: " + join_limited(missing));
+  if (!unexpected.empty()) problems.push_back("unexpected tensors: " + join_limited(unexpected));
+  if (!problems.empty()) {
+    std::string all;
+    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
+    M4_FAIL(ErrorCode::kMismatch, where, ": ", all,
+            " (hint: config.json and the weights must come from the same checkpoint)");
+  }
+
+  auto w = [&](const std::string& name) -> at::Tensor {
+    at::Tensor t = weights.tensor(by_internal.at(name));
+    return t.scalar_type() == dtype_ ? t : t.to(dtype_);
+  };
+  auto linear = [&](const std::string& p, bool bias) {
+    return Linear(w(p + ".weight"), bias ? w(p + ".bias") : at::Tensor());
+  };
+  embed_tokens = register_module("embed_tokens", Embedding(w("embed_tokens.weight")));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    LlamaAttention attn(config, linear(p + "self_attn.q_proj", config.attention_bias),
+                        linear(p + "self_attn.k_proj", config.attention_bias),
+                        linear(p + "self_attn.v_proj", config.attention_bias),
+                        linear(p + "self_attn.o_proj", config.attention_bias));
+    LlamaMLP mlp(linear(p + "mlp.gate_proj", config.mlp_bias), linear(p + "mlp.up_proj", config.mlp_bias),
+                 linear(p + "mlp.down_proj", config.mlp_bias));
+    LlamaDecoderLayer layer(RMSNorm(w(p + "input_layernorm.weight"), config.rms_norm_eps), attn,
+                            RMSNorm(w(p + "post_attention_layernorm.weight"), config.rms_norm_eps), mlp);
+    layers->push_back(layer);
+    layer_list_.push_back(layer);
+  }
+  norm = register_module("norm", RMSNorm(w("norm.weight"), config.rms_norm_eps));
+  if (!config.tie_word_embeddings) lm_head = register_module("lm_head", linear("lm_head", false));
+  inv_freq_ = llama_inv_freq(config);
+}
+
+KVCache LlamaImpl::new_cache(int64_t batch, int64_t capacity) const {
+  KVCache c;
+  c.capacity = capacity;
+  auto opts = at::TensorOptions().dtype(dtype_).device(embed_tokens->weight.device());
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    c.k.push_back(at::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+    c.v.push_back(at::zeros({batch, config_.num_key_value_heads, capacity, config_.head_dim}, opts));
+  }
+  return c;
+}
+
+LlamaOutput LlamaImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                               const at::Tensor& position_ids, KVCache* cache,
+                               const LlamaForwardOptions& options) {
+  M4_CHECK(input_ids.dim() == 2, ErrorCode::kInvalidArgument, "input_ids must be (batch, seq), found ",
+           shape_str(input_ids.sizes()));
+  M4_CHECK(input_ids.scalar_type() == at::kLong || input_ids.scalar_type() == at::kInt,
+           ErrorCode::kInvalidArgument, "input_ids must be I64 or I32, found ",
+           c10::toString(input_ids.scalar_type()));
+  if (input_ids.numel() > 0) {
+    const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
+    M4_CHECK(lo >= 0 && hi < config_.vocab_size, ErrorCode::kInvalidArgument, "input_ids holds token id ",
+             lo < 0 ? lo : hi, ", outside the vocabulary of ", config_.vocab_size);
+  }
+  return forward_embeds(embed_tokens(input_ids.to(at::kLong)), attention_mask, position_ids, cache, options);
+}
+
+LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
+                                      const at::Tensor& position_ids, KVCache* cache,
+                                      const LlamaForwardOptions& options) {
+  M4_CHECK(inputs_embeds.dim() == 3 && inputs_embeds.size(2) == config_.hidden_size,
+           ErrorCode::kInvalidArgument, "inputs_embeds must be (batch, seq, ", config_.hidden_size,
+           "), found ", shape_str(inputs_embeds.sizes()));
+  const int64_t B = inputs_embeds.size(0), T = inputs_embeds.size(1);
+  const int64_t past = cache != nullptr ? cache->length : 0, S = past + T;
+  const auto dev = inputs_embeds.device();
+  at::Tensor x = inputs_embeds.to(dtype_);
+
+  at::Tensor pos = position_ids;
+  if (!pos.defined()) {
+    pos = at::arange(past, S, at::TensorOptions().dtype(at::kLong).device(dev)).unsqueeze(0).expand({B, T});
+  }
+  M4_CHECK(pos.dim() == 2 && pos.size(0) == B && pos.size(1) == T, ErrorCode::kInvalidArgument,
+           "position_ids must be (", B, ", ", T, "), found ", shape_str(pos.sizes()));
+  // cos/sin: (B, T, D), as HF: freqs = pos * inv_freq, emb = cat(freqs, freqs).
+  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq_.to(dev);
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  at::Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);
+
+  // Additive mask (B, 1, T, S): causal, plus padding from attention_mask.
+  auto lopts = at::TensorOptions().dtype(at::kLong).device(dev);
+  at::Tensor allowed = at::arange(S, lopts).view({1, S}) <= (at::arange(T, lopts) + past).view({T, 1});
+  allowed = allowed.view({1, 1, T, S});
+  if (attention_mask.defined()) {
+    M4_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == S,
+             ErrorCode::kInvalidArgument, "attention_mask must be (", B, ", ", S, "), found ",
+             shape_str(attention_mask.sizes()));
+    allowed = allowed.logical_and(attention_mask.to(dev).ne(0).view({B, 1, 1, S}));
+  }
+  at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(dev))
+                        .masked_fill(allowed.logical_not(), lowest(dtype_));
+
+  LlamaOutput out;
+  for (size_t i = 0; i < layer_list_.size(); ++i) {
+    if (options.hidden_states) out.hidden_states.push_back(x);
+    x = layer_list_[i]->forward(x, cos, sin, mask, cache, static_cast<int64_t>(i));
+  }
+  x = norm(x);
+  if (options.hidden_states) out.hidden_states.push_back(x);
+  if (cache != nullptr) cache->length += T;
+  if (options.logits) {
+    at::Tensor logits = lm_head ? lm_head(x) : at::linear(x, embed_tokens->weight);
+    out.logits = logits.to(at::kFloat);
+  }
+  return out;
+}
+
+at::Tensor generate(LlamaImpl& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                    const GenerateOptions& o) {
+  M4_CHECK(input_ids.dim() == 2 && input_ids.size(1) > 0, ErrorCode::kInvalidArgument,
+           "generate needs input_ids (batch, seq>0), found ", shape_str(input_ids.sizes()));
+  M4_CHECK(o.max_new_tokens >= 0, ErrorCode::kInvalidArgument, "max_new_tokens must be >= 0");
+  M4_CHECK(o.temperature >= 0, ErrorCode::kInvalidArgument, "temperature must be >= 0");
+  M4_CHECK(o.top_p > 0 && o.top_p <= 1, ErrorCode::kInvalidArgument, "top_p must be in (0, 1]");
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const auto dev = input_ids.device();
+  at::Tensor mask = attention_mask.defined() ? attention_mask.to(at::kLong)
+                                             : at::ones({B, T}, at::TensorOptions().dtype(at::kLong).device(dev));
+  M4_CHECK(mask.sizes() == input_ids.sizes(), ErrorCode::kInvalidArgument,
+           "attention_mask must have the shape of input_ids");
+  // Left padding: positions count real tokens only (as HF generate does).
+  at::Tensor pos = (mask.cumsum(-1) - 1).masked_fill(mask.eq(0), 1);
+  KVCache cache = model.new_cache(B, T + o.max_new_tokens);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  at::Tensor stop = at::tensor(o.stop_ids.empty() ? std::vector<int64_t>{-1} : o.stop_ids, at::kLong).to(dev);
+
+  LlamaOutput out = model.forward(input_ids, mask, pos, &cache);
+  at::Tensor last_pos = pos.select(1, T - 1);
+  at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool).device(dev));
+  std::vector<at::Tensor> tokens;
+  for (int64_t n = 0; n < o.max_new_tokens; ++n) {
+    at::Tensor logits = out.logits.select(1, out.logits.size(1) - 1);  // (B, V)
+    at::Tensor next;
+    if (o.temperature == 0) {
+      next = logits.argmax(-1);
+    } else {
+      at::Tensor probs = at::softmax(logits / o.temperature, -1);
+      if (o.top_p < 1) {
+        // Keep the smallest set of most likely tokens whose mass reaches top_p.
+        auto [sorted, idx] = probs.sort(-1, /*descending=*/true);
+        at::Tensor before = sorted.cumsum(-1) - sorted;
+        sorted = sorted.masked_fill(before >= o.top_p, 0);
+        probs = at::zeros_like(probs).scatter(-1, idx, sorted);
+      }
+      next = at::multinomial(probs.cpu(), 1, false, gen).squeeze(1).to(dev);
+    }
+    next = next.masked_fill(finished, o.pad_id);
+    tokens.push_back(next);
+    finished = finished.logical_or(at::isin(next, stop));
+    if (finished.all().item<bool>() || n + 1 == o.max_new_tokens) break;
+    mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);
+    last_pos = last_pos + 1;
+    out = model.forward(next.unsqueeze(1), mask, last_pos.unsqueeze(1), &cache);
+  }
+  if (tokens.empty()) return at::empty({B, 0}, at::TensorOptions().dtype(at::kLong).device(dev));
+  return at::stack(tokens, 1);
+}
+
+}  // namespace m4

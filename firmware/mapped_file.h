@@ -1,0 +1,33 @@
+// A read-only memory mapping of a whole file (PROT_READ, MAP_PRIVATE), shared
+// by every tensor that points into it; unmapped when the last user goes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+namespace m4 {
+
+class MappedFile {
+ public:
+  // Throws m4::Error (kIo) naming the file if it cannot be opened or mapped.
+  static std::shared_ptr<const MappedFile> open(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+  // Ask the kernel to read the mapping ahead (MADV_WILLNEED); a hint only.
+  void prefetch() const;
+
+ private:
+  MappedFile() = default;
+  std::filesystem::path path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+}  // namespace m4

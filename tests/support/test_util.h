@@ -1,0 +1,46 @@
+// Helpers shared by the test suites: fixture paths, temp dirs, comparisons.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "firmware/error.h"
+
+namespace m4::test {
+
+inline std::filesystem::path fixtures() { return M4_FIXTURES_DIR; }
+
+// A fresh directory under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& s) const { return path_ / s; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Max |a - b| over all elements (as double), after broadcasting-free checks.
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
+
+// Runs fn, expects an m4::Error whose message contains every needle; returns it.
+template <typename Fn>
+std::string expect_error(Fn&& fn, std::initializer_list<std::string> needles) {
+  try {
+    fn();
+  } catch (const m4::Error& e) {
+    std::string msg = e.what();
+    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "message: " << msg << "\nmissing: " << n;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message must be one line: " << msg;
+    return msg;
+  }
+  ADD_FAILURE() << "expected an m4::Error";
+  return {};
+}
+
+}  // namespace m4::test
