@@ -1,1 +1,63 @@
-int main() { return 0; }
+// m4forge: the command-line entry point. Errors are caught only here: one line
+// on stderr and an exit code from the error's kind.
+#include <c10/util/Exception.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cli/cli_common.h"
+#include "firmware/error.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: m4forge <command> [options]   (m4forge <command> --help for details)\n"
+    "\n"
+    "commands:\n"
+    "  firmware init-demo   write the small deterministic demo firmware\n"
+    "  firmware import-hf   import Hugging Face checkpoints as a firmware\n"
+    "  firmware inspect     show a firmware's modules and firmware_id (--verify recomputes it)\n"
+    "  firmware forward     run one module on named input tensors (safetensors in/out)\n"
+    "  firmware tokenize    turn text into input_ids/attention_mask (safetensors)\n"
+    "  firmware generate    generate text with the backbone (greedy or sampled)\n";
+
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("m4forge");
+  logger->set_pattern("[m4forge] %^%l%$: %v");
+  spdlog::set_default_logger(logger);
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "--version") {
+      std::cout << "m4forge " << M4_VERSION << " (" << M4_GIT_REV << ")\n";
+      return 0;
+    }
+    if (cmd == "firmware") return m4::cli::run_firmware(argc - 1, argv + 1);
+    std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;
+    return 2;
+  } catch (const m4::Error& e) {
+    std::cerr << "m4forge: error: " << one_line(e.what()) << "\n";
+    return static_cast<int>(e.code());
+  } catch (const c10::Error& e) {
+    std::cerr << "m4forge: error: " << one_line(e.what_without_backtrace()) << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "m4forge: error: " << one_line(e.what()) << "\n";
+    return 1;
+  }
+}

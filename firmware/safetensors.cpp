@@ -111,19 +111,31 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
   M4_CHECK(valid_utf8(text, &bad_at), ErrorCode::kBadInput, where,
            ": safetensors header is not valid UTF-8 (byte ", bad_at, " of the header)");
 
+  // JSON has no raw NUL anywhere (nlohmann would stop reading at one), and a
+  // byte-order mark is not part of the format (nlohmann would skip it).
+  M4_CHECK(text.find('\0') == std::string_view::npos, ErrorCode::kBadInput, where,
+           ": safetensors header contains a NUL byte (at byte ", text.find('\0'), ")");
+  M4_CHECK(text.substr(0, 3) != "\xEF\xBB\xBF", ErrorCode::kBadInput, where,
+           ": safetensors header starts with a byte-order mark");
+
   // Duplicate keys are invisible after parsing (the last one wins), so they
-  // are caught while parsing; the depth limit keeps hostile nesting cheap.
-  std::set<std::string> seen;
+  // are caught while parsing, in every object; the depth limit keeps hostile
+  // nesting cheap.
+  std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
     if (depth > 8 && (event == json::parse_event_t::object_start ||
                       event == json::parse_event_t::array_start)) {
-      throw Error(ErrorCode::kBadInput,
-                  where + ": safetensors header nests deeper than any valid header");
+      M4_FAIL(ErrorCode::kBadInput, where, ": safetensors header nests deeper than any valid header");
     }
-    if (depth == 1 && event == json::parse_event_t::key) {
+    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+    if (event == json::parse_event_t::key && !open_objects.empty()) {
       const std::string& k = parsed.get_ref<const std::string&>();
-      if (!seen.insert(k).second && duplicate.empty()) duplicate = k;
+      if (!open_objects.back().insert(k).second && duplicate.empty()) {
+        duplicate = depth == 1 ? "tensor '" + k + "' appears twice in the safetensors header"
+                               : "field '" + k + "' appears twice in one entry of the safetensors header";
+      }
     }
     return true;
   };
@@ -136,8 +148,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, uint64_t data_
   }
   M4_CHECK(doc.is_object(), ErrorCode::kBadInput, where,
            ": safetensors header must be a JSON object, found ", doc.type_name());
-  M4_CHECK(duplicate.empty(), ErrorCode::kBadInput, where, ": tensor '", duplicate,
-           "' appears twice in the safetensors header");
+  M4_CHECK(duplicate.empty(), ErrorCode::kBadInput, where, ": ", duplicate);
 
   SafetensorsHeader out;
   for (auto it = doc.begin(); it != doc.end(); ++it) {
@@ -275,6 +286,11 @@ at::Tensor SafetensorsFile::tensor(const TensorInfo& info) const {
 
 void write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  size_t bad_at = 0;
+  for (const auto& [k, v] : metadata) {
+    M4_CHECK(valid_utf8(k, &bad_at) && valid_utf8(v, &bad_at), ErrorCode::kInvalidArgument, path.string(),
+             ": metadata entry '", k, "' is not valid UTF-8");
+  }
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::vector<at::Tensor> contiguous;
@@ -285,9 +301,15 @@ void write_safetensors(const std::filesystem::path& path, const NamedTensors& te
              ": '__metadata__' cannot name a tensor");
     M4_CHECK(!header.contains(name), ErrorCode::kInvalidArgument, path.string(),
              ": tensor '", name, "' given twice");
+    M4_CHECK(valid_utf8(name, &bad_at), ErrorCode::kInvalidArgument, path.string(),
+             ": tensor name is not valid UTF-8 (byte ", bad_at, ")");
     M4_CHECK(t.defined() && t.device().is_cpu(), ErrorCode::kInvalidArgument, path.string(),
              ": tensor '", name, "' must be a defined CPU tensor");
-    at::Tensor c = t.contiguous();
+    M4_CHECK(!at::isComplexType(t.scalar_type()) && t.scalar_type() != at::kQInt8, ErrorCode::kInvalidArgument,
+             path.string(), ": tensor '", name, "' has dtype ", c10::toString(t.scalar_type()),
+             ", which cannot be stored in safetensors");
+    // Lazy negation/conjugation bits are not applied by contiguous(): resolve them.
+    at::Tensor c = t.resolve_conj().resolve_neg().contiguous();
     uint64_t nbytes = static_cast<uint64_t>(c.numel()) * c.element_size();
     header[name] = {{"dtype", dtype_name(from_scalar_type(c.scalar_type()))},
                     {"shape", c.sizes().vec()},

@@ -9,11 +9,23 @@
 #include <string>
 #include <vector>
 
+// Exported by libsentencepiece but not declared in its public headers.
+namespace sentencepiece::logging {
+void SetMinLogLevel(int v);
+}
+
 struct m4spm {
   sentencepiece::SentencePieceProcessor proc;
 };
 
 namespace {
+// Under RTLD_DEEPBIND, libsentencepiece's std::cerr binds to libstdc++'s own
+// (never constructed, since the executable holds the copy-relocated one), so
+// any log line would crash: silence its logging before any call.
+struct QuietLogs {
+  QuietLogs() { sentencepiece::logging::SetMinLogLevel(4); }
+} quiet_logs;
+
 int fail(char* err, size_t errlen, const std::string& msg) {
   if (errlen > 0) {
     size_t n = msg.size() < errlen - 1 ? msg.size() : errlen - 1;

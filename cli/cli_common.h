@@ -1,0 +1,20 @@
+// Shared CLI plumbing: common options (--threads, --log-level), logging setup.
+#pragma once
+
+#include <cxxopts.hpp>
+#include <string>
+
+namespace m4::cli {
+
+// Adds --help, --threads, --log-level to a subcommand's options.
+void add_common_options(cxxopts::Options& options);
+// Parses argv; prints help and returns nullopt-like (false) when --help was given.
+bool parse(cxxopts::Options& options, int argc, char** argv, cxxopts::ParseResult* out);
+// Applies --log-level and --threads, and logs the BLAS and thread count in use.
+void apply_common_options(const cxxopts::ParseResult& r);
+// A required string option; throws m4::Error(kInvalidArgument) naming it.
+std::string required(const cxxopts::ParseResult& r, const std::string& name);
+
+int run_firmware(int argc, char** argv);
+
+}  // namespace m4::cli

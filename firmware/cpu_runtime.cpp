@@ -1,0 +1,62 @@
+// BLAS detection through dl_iterate_phdr; OpenBLAS thread control via dlsym.
+#include "firmware/cpu_runtime.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <link.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
+namespace m4 {
+namespace {
+
+int find_blas(struct dl_phdr_info* info, size_t, void* data) {
+  std::string name = info->dlpi_name ? info->dlpi_name : "";
+  auto* out = static_cast<std::string*>(data);
+  const auto base = std::filesystem::path(name).filename().string();
+  if (out->empty() && (base.find("blas") != std::string::npos || base.find("mkl_rt") != std::string::npos)) {
+    std::error_code ec;
+    auto real = std::filesystem::canonical(name, ec);
+    *out = ec ? name : real.string();
+  }
+  return 0;
+}
+
+std::string kind_of(const std::string& path) {
+  if (path.find("openblas") != std::string::npos) return "openblas";
+  if (path.find("mkl") != std::string::npos) return "mkl";
+  if (path.find("blis") != std::string::npos) return "blis";
+  if (path.find("/blas/") != std::string::npos) return "reference";
+  return path.empty() ? "none" : "unknown";
+}
+
+}  // namespace
+
+CpuRuntime cpu_runtime() {
+  CpuRuntime r;
+  dl_iterate_phdr(find_blas, &r.blas);
+  r.blas_kind = kind_of(r.blas);
+  if (r.blas.empty()) r.blas = "none loaded";
+  r.torch_threads = at::get_num_threads();
+  using GetFn = int (*)();
+  if (auto get = reinterpret_cast<GetFn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) {
+    r.blas_threads = get();
+  }
+  return r;
+}
+
+CpuRuntime configure_cpu_runtime(int threads) {
+  // Debian's libtorch starts with OpenMP at 1 thread here unless OMP_NUM_THREADS
+  // is set, so "default" means every core, explicitly.
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  {
+    at::set_num_threads(threads);
+    using SetFn = void (*)(int);
+    if (auto set = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
+  }
+  return cpu_runtime();
+}
+
+}  // namespace m4

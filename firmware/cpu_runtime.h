@@ -1,0 +1,22 @@
+// What the CPU math runs on: which BLAS library the process loaded (Debian's
+// libtorch uses whatever libblas.so.3 the alternatives system selects; the
+// reference BLAS is ~40x slower than OpenBLAS) and how many threads it uses.
+#pragma once
+
+#include <string>
+
+namespace m4 {
+
+struct CpuRuntime {
+  std::string blas;        // resolved path of the loaded BLAS, or "none loaded"
+  std::string blas_kind;   // "openblas", "reference", "mkl", "blis", "unknown"
+  int torch_threads = 0;   // ATen intra-op threads
+  int blas_threads = -1;   // OpenBLAS's own thread count, -1 if not OpenBLAS
+};
+
+// Sets ATen's (and OpenBLAS's, when loaded) thread count; threads <= 0 means
+// every core. Returns what is in effect afterwards.
+CpuRuntime configure_cpu_runtime(int threads);
+CpuRuntime cpu_runtime();
+
+}  // namespace m4

@@ -1,0 +1,32 @@
+// `m4forge firmware init-demo`: a small, deterministic firmware (same seed ->
+// same firmware_id) with every module that exists so far, randomly initialised,
+// for the quickstart and the tests. It is NOT a trained model.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "firmware/firmware.h"
+#include "firmware/llama_config.h"
+
+namespace m4 {
+
+struct DemoOptions {
+  std::filesystem::path out;
+  uint64_t seed = 0;
+  std::string name = "m4-demo";
+  std::string version = "1.0.0";
+};
+
+// The demo backbone's architecture (LLaMA-shaped, GQA, untied head).
+LlamaConfig demo_backbone_config(int64_t vocab_size);
+
+FirmwareManifest init_demo(const DemoOptions& options);
+
+// The text the demo tokenizer is trained on: the license texts Debian's
+// base-files package ships (Essential, so present on every Debian system).
+std::vector<std::string> demo_tokenizer_corpus();
+
+}  // namespace m4

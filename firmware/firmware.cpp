@@ -1,0 +1,368 @@
+// Firmware directories: manifest, identity, import (see firmware.h).
+#include "firmware/firmware.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <regex>
+#include <thread>
+
+#include "firmware/atomic_file.h"
+#include "firmware/error.h"
+#include "firmware/llama.h"
+#include "firmware/sha256.h"
+#include "firmware/tokenizer.h"
+#include "firmware/weight_set.h"
+
+namespace m4 {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::string rel_ok(const std::string& rel, const std::string& where) {
+  // Files named by firmware.json must stay inside the firmware directory.
+  fs::path p(rel);
+  M4_CHECK(!rel.empty() && p.is_relative(), ErrorCode::kBadInput, where, ": file path '", rel,
+           "' must be relative to the firmware directory");
+  for (const auto& part : p) {
+    M4_CHECK(part != "..", ErrorCode::kBadInput, where, ": file path '", rel, "' leaves the firmware directory");
+  }
+  return rel;
+}
+
+// Internal tensor name for an arch (the names the module's parameters get).
+std::string internal_name(const std::string& arch, const std::string& stored) {
+  if (arch == fwkeys::kArchLlama) return LlamaImpl::internal_name(stored);
+  return stored;
+}
+
+}  // namespace
+
+json FirmwareManifest::to_json() const {
+  json mods = json::object();
+  for (const auto& [n, m] : modules) {
+    json e = {{"arch", m.arch}, {"config", m.config}, {"weights", m.weights},
+              {"files", m.file_sizes}, {"digest", m.digest}};
+    if (!m.tokenizer.empty()) e["tokenizer"] = m.tokenizer;
+    mods[n] = e;
+  }
+  return {{"format", fwkeys::kFormat}, {"name", name},       {"version", version},
+          {"firmware_id", firmware_id}, {"created_by", created_by}, {"provenance", provenance},
+          {"modules", mods}};
+}
+
+FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& where) {
+  std::vector<std::string> problems;
+  auto str = [&](const json& o, const char* key, std::string* out, const std::string& ctx) {
+    if (!o.contains(key) || !o[key].is_string()) problems.push_back(ctx + "missing string field '" + key + "'");
+    else *out = o[key].get<std::string>();
+  };
+  M4_CHECK(j.is_object(), ErrorCode::kBadInput, where, ": must be a JSON object");
+  std::string format;
+  str(j, "format", &format, "");
+  if (!format.empty() && format != fwkeys::kFormat)
+    M4_FAIL(ErrorCode::kBadInput, where, ": format '", format, "' is not ", fwkeys::kFormat,
+            " (hint: made by another m4forge version?)");
+  FirmwareManifest m;
+  str(j, "name", &m.name, "");
+  str(j, "version", &m.version, "");
+  str(j, "firmware_id", &m.firmware_id, "");
+  if (j.contains("created_by") && j["created_by"].is_string()) m.created_by = j["created_by"];
+  if (j.contains("provenance")) m.provenance = j["provenance"];
+  if (!j.contains("modules") || !j["modules"].is_object() || j["modules"].empty()) {
+    problems.push_back("missing non-empty object 'modules'");
+  } else {
+    for (auto it = j["modules"].begin(); it != j["modules"].end(); ++it) {
+      const std::string ctx = "module '" + it.key() + "': ";
+      const json& e = it.value();
+      if (!e.is_object()) {
+        problems.push_back(ctx + "must be an object");
+        continue;
+      }
+      FirmwareModule mod;
+      str(e, "arch", &mod.arch, ctx);
+      str(e, "digest", &mod.digest, ctx);
+      if (!e.contains("config") || !e["config"].is_object()) problems.push_back(ctx + "missing object 'config'");
+      else mod.config = e["config"];
+      if (!e.contains("weights") || !e["weights"].is_array() || e["weights"].empty()) {
+        problems.push_back(ctx + "missing non-empty list 'weights'");
+      } else {
+        for (const auto& w : e["weights"]) {
+          if (!w.is_string()) problems.push_back(ctx + "'weights' must list file names");
+          else mod.weights.push_back(rel_ok(w.get<std::string>(), where));
+        }
+      }
+      if (e.contains("tokenizer")) {
+        if (!e["tokenizer"].is_string()) problems.push_back(ctx + "'tokenizer' must be a file name");
+        else mod.tokenizer = rel_ok(e["tokenizer"].get<std::string>(), where);
+      }
+      if (!e.contains("files") || !e["files"].is_object()) {
+        problems.push_back(ctx + "missing object 'files'");
+      } else {
+        for (auto f = e["files"].begin(); f != e["files"].end(); ++f) {
+          if (!f.value().is_number_unsigned()) problems.push_back(ctx + "files['" + f.key() + "'] must be a size");
+          else mod.file_sizes[rel_ok(f.key(), where)] = f.value().get<uint64_t>();
+        }
+      }
+      if (mod.arch != fwkeys::kArchLlama && !mod.arch.empty())
+        problems.push_back(ctx + "unknown arch '" + mod.arch + "' (known: llama)");
+      m.modules[it.key()] = std::move(mod);
+    }
+  }
+  if (!problems.empty()) {
+    std::string all;
+    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
+    M4_FAIL(ErrorCode::kBadInput, where, ": ", all);
+  }
+  return m;
+}
+
+void check_firmware_name_version(const std::string& name, const std::string& version) {
+  static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+  static const std::regex kSemver(
+      "(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\\+[0-9A-Za-z.-]+)?");
+  M4_CHECK(std::regex_match(name, kName), ErrorCode::kInvalidArgument, "firmware name '", name,
+           "' must be 1-128 characters of letters, digits, '.', '_' or '-'");
+  M4_CHECK(std::regex_match(version, kSemver), ErrorCode::kInvalidArgument, "firmware version '", version,
+           "' is not a semantic version X.Y.Z (e.g. 1.0.0)");
+}
+
+std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSet& weights, int threads) {
+  std::vector<std::string> names = weights.names();
+  std::vector<TensorDigest> out(names.size());
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = std::min<int>(threads, static_cast<int>(std::max<size_t>(1, names.size())));
+  // Largest tensors first so the threads finish together.
+  std::vector<size_t> order(names.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return weights.info(names[a]).nbytes() > weights.info(names[b]).nbytes();
+  });
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < order.size();) {
+      const size_t i = order[k];
+      const TensorInfo& info = weights.info(names[i]);
+      std::string_view bytes = weights.file_of(names[i]).bytes(info);
+      out[i] = {internal_name(arch, names[i]), dtype_name(info.dtype), info.shape,
+                to_hex(sha256(bytes.data(), bytes.size()))};
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+json module_description(const FirmwareModule& m, const std::vector<TensorDigest>& tensors,
+                        const std::string& tokenizer_sha256) {
+  json t = json::array();
+  for (const auto& d : tensors) t.push_back({d.name, d.dtype, d.shape, d.sha256});
+  json desc = {{"arch", m.arch}, {"config", m.config}, {"tensors", t}};
+  if (!tokenizer_sha256.empty()) desc["tokenizer_sha256"] = tokenizer_sha256;
+  return desc;
+}
+
+std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules) {
+  json mods = json::object();
+  for (const auto& [n, m] : modules) mods[n] = m.digest;
+  // nlohmann::json objects are key-sorted and dump() is deterministic: canonical.
+  json canon = {{"format", fwkeys::kIdFormat}, {"modules", mods}};
+  return "sha256:" + to_hex(sha256(canon.dump()));
+}
+
+namespace {
+
+std::string compute_module_digest(const fs::path& dir, const FirmwareModule& m, int threads) {
+  std::vector<fs::path> files;
+  for (const auto& w : m.weights) files.push_back(dir / w);
+  WeightSet ws = WeightSet::open(files);
+  auto tensors = digest_tensors(m.arch, ws, threads);
+  std::string tok = m.tokenizer.empty() ? "" : to_hex(sha256_file(dir / m.tokenizer));
+  return "sha256:" + to_hex(sha256(module_description(m, tensors, tok).dump()));
+}
+
+void check_module(const fs::path& dir, const std::string& name, const FirmwareModule& m) {
+  // Building the module validates config against weights (shapes, missing, unexpected).
+  if (m.arch == fwkeys::kArchLlama) {
+    LlamaConfig c = LlamaConfig::from_json(m.config, (dir / fwkeys::kManifestFile).string() + " module " + name);
+    std::vector<fs::path> files;
+    for (const auto& w : m.weights) files.push_back(dir / w);
+    LlamaImpl probe(c, WeightSet::open(files), (dir / m.weights[0]).string());
+  }
+}
+
+}  // namespace
+
+Firmware Firmware::open(const fs::path& dir) {
+  Firmware f;
+  f.dir_ = dir;
+  const fs::path mpath = dir / fwkeys::kManifestFile;
+  M4_CHECK(fs::is_directory(dir), ErrorCode::kIo, dir.string(), ": not a firmware directory (does not exist)");
+  M4_CHECK(fs::exists(mpath), ErrorCode::kIo, dir.string(), ": no ", fwkeys::kManifestFile,
+           " (hint: create one with `m4forge firmware import-hf` or `init-demo`)");
+  json j;
+  try {
+    j = json::parse(read_text_file(mpath));
+  } catch (const json::exception& e) {
+    M4_FAIL(ErrorCode::kBadInput, mpath.string(), ": not valid JSON (", e.what(), ")");
+  }
+  f.manifest_ = FirmwareManifest::from_json(j, mpath.string());
+  for (const auto& [name, m] : f.manifest_.modules) {
+    std::vector<std::string> listed = m.weights;
+    if (!m.tokenizer.empty()) listed.push_back(m.tokenizer);
+    for (const auto& rel : listed) {
+      auto it = m.file_sizes.find(rel);
+      M4_CHECK(it != m.file_sizes.end(), ErrorCode::kBadInput, mpath.string(), ": module '", name,
+               "' lists ", rel, " without its size in 'files'");
+      const fs::path p = dir / rel;
+      M4_CHECK(fs::exists(p), ErrorCode::kMismatch, p.string(), ": missing (module '", name,
+               "' of firmware ", f.manifest_.name, "@", f.manifest_.version, ")");
+      const uint64_t size = fs::file_size(p);
+      M4_CHECK(size == it->second, ErrorCode::kMismatch, p.string(), ": ", size, " bytes but ",
+               it->second, " at import (hint: the firmware directory was changed after import)");
+    }
+  }
+  // The recorded id must be the one its recorded module digests give.
+  M4_CHECK(firmware_id_of(f.manifest_.modules) == f.manifest_.firmware_id, ErrorCode::kMismatch,
+           mpath.string(), ": firmware_id does not match the module digests it lists (hint: "
+           "firmware.json was edited by hand)");
+  return f;
+}
+
+const FirmwareModule& Firmware::module(const std::string& name) const {
+  auto it = manifest_.modules.find(name);
+  if (it == manifest_.modules.end()) {
+    std::string have;
+    for (const auto& [n, _] : manifest_.modules) have += (have.empty() ? "" : ", ") + n;
+    M4_FAIL(ErrorCode::kMismatch, dir_.string(), ": firmware ", manifest_.name, "@", manifest_.version,
+            " has no module '", name, "' (it has: ", have, ")");
+  }
+  return it->second;
+}
+
+WeightSet Firmware::weights(const std::string& name) const {
+  std::vector<fs::path> files;
+  for (const auto& w : module(name).weights) files.push_back(dir_ / w);
+  return WeightSet::open(files);
+}
+
+std::shared_ptr<LlamaImpl> Firmware::load_backbone(const LlamaLoadOptions& options) const {
+  const FirmwareModule& m = module(fwkeys::kBackbone);
+  M4_CHECK(m.arch == fwkeys::kArchLlama, ErrorCode::kMismatch, dir_.string(), ": backbone arch '", m.arch,
+           "' is not llama");
+  const std::string where = (dir_ / fwkeys::kManifestFile).string();
+  LlamaConfig c = LlamaConfig::from_json(m.config, where + " module backbone");
+  return std::make_shared<LlamaImpl>(c, weights(fwkeys::kBackbone), (dir_ / m.weights[0]).string(), options);
+}
+
+Tokenizer Firmware::tokenizer(const std::string& name) const {
+  const FirmwareModule& m = module(name);
+  M4_CHECK(!m.tokenizer.empty(), ErrorCode::kMismatch, dir_.string(), ": module '", name,
+           "' has no tokenizer (hint: import a checkpoint with tokenizer.model, or pass token ids)");
+  return Tokenizer::load(dir_ / m.tokenizer);
+}
+
+FirmwareIdentity Firmware::compute_identity(int threads) const {
+  FirmwareIdentity id;
+  std::map<std::string, FirmwareModule> mods = manifest_.modules;
+  for (auto& [name, m] : mods) {
+    m.digest = compute_module_digest(dir_, m, threads);
+    id.module_digests[name] = m.digest;
+  }
+  id.firmware_id = firmware_id_of(mods);
+  return id;
+}
+
+void Firmware::verify(int threads) const {
+  FirmwareIdentity id = compute_identity(threads);
+  for (const auto& [name, digest] : id.module_digests) {
+    M4_CHECK(digest == manifest_.modules.at(name).digest, ErrorCode::kMismatch, dir_.string(), ": module '",
+             name, "' content changed since import (digest ", digest, ", recorded ",
+             manifest_.modules.at(name).digest, ")");
+  }
+  M4_CHECK(id.firmware_id == manifest_.firmware_id, ErrorCode::kMismatch, dir_.string(),
+           ": recomputed firmware_id ", id.firmware_id, " differs from the recorded ", manifest_.firmware_id);
+}
+
+FirmwareManifest create_firmware(const fs::path& out, const std::string& name, const std::string& version,
+                                 const json& provenance, const ModulePopulator& populate) {
+  check_firmware_name_version(name, version);
+  if (fs::exists(out)) {
+    M4_CHECK(fs::is_directory(out) && fs::is_empty(out), ErrorCode::kInvalidArgument, out.string(),
+             ": already exists and is not an empty directory (refusing to overwrite; choose another --out)");
+    fs::remove(out);
+  }
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  fs::create_directories(parent);
+  const fs::path staging =
+      parent / ("." + out.filename().string() + ".staging-" + std::to_string(::getpid()));
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  struct Cleanup {
+    fs::path p;
+    bool armed = true;
+    ~Cleanup() {
+      std::error_code ec;
+      if (armed) fs::remove_all(p, ec);
+    }
+  } cleanup{staging};
+
+  FirmwareManifest m;
+  m.name = name;
+  m.version = version;
+  m.created_by = std::string("m4forge ") + M4_VERSION + " (" + M4_GIT_REV + ")";
+  m.provenance = provenance;
+  m.modules = populate(staging);
+  for (auto& [mod_name, mod] : m.modules) {
+    check_module(staging, mod_name, mod);
+    std::vector<std::string> files = mod.weights;
+    if (!mod.tokenizer.empty()) files.push_back(mod.tokenizer);
+    for (const auto& rel : files) mod.file_sizes[rel] = fs::file_size(staging / rel);
+    mod.digest = compute_module_digest(staging, mod, 0);
+  }
+  m.firmware_id = firmware_id_of(m.modules);
+  write_file_atomic(staging / fwkeys::kManifestFile, m.to_json().dump(1) + "\n");
+  fs::rename(staging, out);
+  cleanup.armed = false;
+  return m;
+}
+
+FirmwareManifest import_hf(const ImportHfOptions& o) {
+  M4_CHECK(o.backbone.has_value(), ErrorCode::kInvalidArgument,
+           "import-hf needs at least one module directory (--backbone)");
+  const fs::path src = *o.backbone;
+  M4_CHECK(fs::is_directory(src), ErrorCode::kIo, src.string(), ": not a directory");
+  // Validate before copying anything.
+  LlamaConfig config = LlamaConfig::from_file(src / "config.json");
+  std::vector<std::string> files;
+  {
+    WeightSet ws = WeightSet::open_hf_dir(src);
+    LlamaImpl probe(config, ws, src.string());
+    for (const auto& f : ws.files()) files.push_back(f.path().filename().string());
+  }
+  json provenance = {{"backbone", {{"source", fs::absolute(src).string()}, {"format", "hf-llama"}}}};
+  return create_firmware(o.out, o.name, o.version, provenance, [&](const fs::path& staging) {
+    FirmwareModule m;
+    m.arch = fwkeys::kArchLlama;
+    m.config = config.to_json();
+    fs::create_directories(staging / "backbone");
+    for (const auto& f : files) {
+      fs::copy_file(src / f, staging / "backbone" / f);
+      m.weights.push_back("backbone/" + f);
+    }
+    fs::copy_file(src / "config.json", staging / "backbone" / "config.json");
+    if (fs::exists(src / "tokenizer.model")) {
+      Tokenizer::load(src / "tokenizer.model");  // must parse
+      fs::copy_file(src / "tokenizer.model", staging / "backbone" / "tokenizer.model");
+      m.tokenizer = "backbone/tokenizer.model";
+    }
+    return std::map<std::string, FirmwareModule>{{fwkeys::kBackbone, m}};
+  });
+}
+
+}  // namespace m4

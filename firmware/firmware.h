@@ -1,0 +1,123 @@
+// A firmware directory: `firmware.json` (format tag, name, semver version, the
+// modules with their arch config and files) beside the weight files, and its
+// content identity `firmware_id` (see docs/firmware-format.md).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace m4 {
+
+class WeightSet;
+class Tokenizer;
+class LlamaImpl;
+struct LlamaLoadOptions;
+
+// Names that writer and reader must agree on, declared once.
+namespace fwkeys {
+inline constexpr const char* kFormat = "m4forge.firmware/1";
+inline constexpr const char* kIdFormat = "m4forge.firmware-id/1";
+inline constexpr const char* kManifestFile = "firmware.json";
+inline constexpr const char* kBackbone = "backbone";
+inline constexpr const char* kArchLlama = "llama";
+}  // namespace fwkeys
+
+struct FirmwareModule {
+  std::string arch;                     // "llama"
+  nlohmann::json config;                // normalised arch config
+  std::vector<std::string> weights;     // weight files, relative to the firmware dir
+  std::string tokenizer;                // relative path, or empty
+  std::map<std::string, uint64_t> file_sizes;  // every file above -> its size at import
+  std::string digest;                   // "sha256:<hex>" over the module's canonical description
+};
+
+struct FirmwareManifest {
+  std::string name;
+  std::string version;      // semver X.Y.Z[-pre][+build]
+  std::string firmware_id;  // "sha256:<hex>"
+  std::string created_by;   // "m4forge <version> (<rev>)"
+  nlohmann::json provenance = nlohmann::json::object();  // where the modules came from
+  std::map<std::string, FirmwareModule> modules;
+
+  nlohmann::json to_json() const;
+  static FirmwareManifest from_json(const nlohmann::json& j, const std::string& where);
+};
+
+// Per-tensor record hashed into a module digest.
+struct TensorDigest {
+  std::string name;  // module-internal name (e.g. "layers.0.self_attn.q_proj.weight")
+  std::string dtype;
+  std::vector<int64_t> shape;
+  std::string sha256;  // hex of the tensor's bytes
+};
+
+struct FirmwareIdentity {
+  std::string firmware_id;
+  std::map<std::string, std::string> module_digests;
+};
+
+class Firmware {
+ public:
+  // Reads and validates firmware.json and checks that every listed file exists
+  // with its recorded size (a cheap guard against files changed after import;
+  // `verify()` recomputes the digests). Throws m4::Error naming the problem.
+  static Firmware open(const std::filesystem::path& dir);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const FirmwareManifest& manifest() const { return manifest_; }
+  const std::string& id() const { return manifest_.firmware_id; }
+  bool has(const std::string& module) const { return manifest_.modules.count(module) != 0; }
+  const FirmwareModule& module(const std::string& name) const;
+
+  WeightSet weights(const std::string& module) const;
+  std::shared_ptr<LlamaImpl> load_backbone(const LlamaLoadOptions& options) const;
+  Tokenizer tokenizer(const std::string& module = fwkeys::kBackbone) const;
+
+  // Recomputes every digest from the files (mmap, no copy) and the id.
+  FirmwareIdentity compute_identity(int threads = 0) const;
+  // Throws m4::Error(kMismatch) naming the first module whose content changed.
+  void verify(int threads = 0) const;
+
+ private:
+  std::filesystem::path dir_;
+  FirmwareManifest manifest_;
+};
+
+// Hashes one module's tensors (in parallel over `threads`, 0 = hardware) as
+// stored, with names mapped to the module's internal names.
+std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSet& weights, int threads);
+// The canonical description of a module and its digest.
+nlohmann::json module_description(const FirmwareModule& m, const std::vector<TensorDigest>& tensors,
+                                  const std::string& tokenizer_sha256);
+std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules);
+
+// Semver and name checks shared by import and init-demo.
+void check_firmware_name_version(const std::string& name, const std::string& version);
+
+// Writes a new firmware directory atomically: `populate` fills a staging
+// directory with module files and returns the module entries (arch, config,
+// weights, tokenizer); digests, sizes and firmware.json are computed here and
+// the staging directory is renamed to `out` last. `out` must not exist or be empty.
+using ModulePopulator = std::function<std::map<std::string, FirmwareModule>(const std::filesystem::path& staging)>;
+FirmwareManifest create_firmware(const std::filesystem::path& out, const std::string& name,
+                                 const std::string& version, const nlohmann::json& provenance,
+                                 const ModulePopulator& populate);
+
+// `firmware import-hf`: copies an HF LlamaForCausalLM directory (config.json,
+// model.safetensors or shards, optional tokenizer.model) in as the backbone.
+struct ImportHfOptions {
+  std::filesystem::path out;
+  std::string name;
+  std::string version;
+  std::optional<std::filesystem::path> backbone;
+};
+FirmwareManifest import_hf(const ImportHfOptions& options);
+
+}  // namespace m4
