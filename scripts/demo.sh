@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job on the embedded demo firmware: set up, build, write the demo
+# firmware, inspect and verify it, run a forward pass and generate a few tokens.
+# The demo firmware is randomly initialised (seeded): its text is gibberish.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-debian.sh
+bash scripts/build.sh m4forge
+M4=./build/cli/m4forge
+OUT=demo
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+$M4 firmware init-demo --out "$OUT/fw" --seed 0
+$M4 firmware inspect "$OUT/fw" --verify
+$M4 firmware tokenize --firmware "$OUT/fw" --text "This License applies to any program" \
+  --text "free software" --out "$OUT/input.safetensors"
+$M4 firmware forward --firmware "$OUT/fw" --module backbone \
+  --input "$OUT/input.safetensors" --out "$OUT/output.safetensors"
+$M4 firmware generate --firmware "$OUT/fw" --prompt "The GNU General Public License" \
+  --max-new-tokens 8
+echo "demo: ok (outputs in $OUT/)"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package m4forge builds, tests and runs with, and
+# selects OpenBLAS as libblas.so.3 (Debian's libtorch uses whatever BLAS the
+# alternatives system selects; the reference BLAS is ~40x slower).
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config git
+  libtorch-dev libgloo-dev
+  libopenblas0-pthread
+  libspdlog-dev libcxxopts-dev nlohmann-json3-dev
+  libgtest-dev libsodium-dev
+  libsentencepiece-dev
+  base-files
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+BLAS=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
+if [ -e "$BLAS" ]; then
+  $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu "$BLAS" >/dev/null
+fi
+echo "setup: ok (BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3))"
