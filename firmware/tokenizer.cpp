@@ -47,7 +47,7 @@ const ShimApi& shim() {
     for (const auto& c : candidates) {
       h = ::dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
       if (h != nullptr) break;
-      tried += " " + c.string();
+      tried.append(" ").append(c.native());
     }
     M4_CHECK(h != nullptr, ErrorCode::kIo,
              "cannot load the SentencePiece shim libm4_spm_shim.so (tried", tried,
