@@ -192,7 +192,7 @@ void check_module(const fs::path& dir, const std::string& name, const FirmwareMo
     LlamaConfig c = LlamaConfig::from_json(m.config, (dir / fwkeys::kManifestFile).string() + " module " + name);
     std::vector<fs::path> files;
     for (const auto& w : m.weights) files.push_back(dir / w);
-    LlamaImpl probe(c, WeightSet::open(files), (dir / m.weights[0]).string());
+    LlamaImpl::validate(c, WeightSet::open(files), (dir / m.weights[0]).string());
   }
 }
 
@@ -342,7 +342,7 @@ FirmwareManifest import_hf(const ImportHfOptions& o) {
   std::vector<std::string> files;
   {
     WeightSet ws = WeightSet::open_hf_dir(src);
-    LlamaImpl probe(config, ws, src.string());
+    LlamaImpl::validate(config, ws, src.string());
     for (const auto& f : ws.files()) files.push_back(f.path().filename().string());
   }
   json provenance = {{"backbone", {{"source", fs::absolute(src).string()}, {"format", "hf-llama"}}}};

@@ -198,10 +198,8 @@ std::map<std::string, std::vector<int64_t>> LlamaImpl::expected_shapes(const Lla
   return m;
 }
 
-LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const std::string& where,
-                     const LlamaLoadOptions& options)
-    : config_(config), dtype_(options.dtype) {
-  M4_CHECK(at::isFloatingType(dtype_), ErrorCode::kInvalidArgument, "backbone dtype must be floating");
+std::map<std::string, std::string> LlamaImpl::validate(const LlamaConfig& config, const WeightSet& weights,
+                                                       const std::string& where) {
   // Map internal name -> HF name over what the checkpoint holds.
   std::map<std::string, std::string> by_internal;
   std::vector<std::string> unexpected, problems;
@@ -242,6 +240,14 @@ LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const 
     M4_FAIL(ErrorCode::kMismatch, where, ": ", all,
             " (hint: config.json and the weights must come from the same checkpoint)");
   }
+  return by_internal;
+}
+
+LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const std::string& where,
+                     const LlamaLoadOptions& options)
+    : config_(config), dtype_(options.dtype) {
+  M4_CHECK(at::isFloatingType(dtype_), ErrorCode::kInvalidArgument, "backbone dtype must be floating");
+  const std::map<std::string, std::string> by_internal = validate(config, weights, where);
 
   auto w = [&](const std::string& name) -> at::Tensor {
     at::Tensor t = weights.tensor(by_internal.at(name));

@@ -122,6 +122,11 @@ class LlamaImpl : public torch::nn::Module {
   // The internal (module) name of an HF tensor name, and the shapes the config implies.
   static std::string internal_name(const std::string& hf_name);
   static std::map<std::string, std::vector<int64_t>> expected_shapes(const LlamaConfig& c);
+  // Checks a checkpoint against a config without touching tensor data: every
+  // expected tensor present with its shape and a float dtype, nothing unexpected.
+  // Returns internal name -> stored name. Throws one m4::Error listing every problem.
+  static std::map<std::string, std::string> validate(const LlamaConfig& c, const WeightSet& weights,
+                                                     const std::string& where);
   // HF tensor names that carry no parameters and are ignored if present.
   static bool ignorable(const std::string& hf_name);
 
