@@ -102,7 +102,8 @@ FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& w
         problems.push_back(ctx + "missing object 'files'");
       } else {
         for (auto f = e["files"].begin(); f != e["files"].end(); ++f) {
-          if (!f.value().is_number_unsigned()) problems.push_back(ctx + "files['" + f.key() + "'] must be a size");
+          if (!f.value().is_number_integer() || f.value().get<int64_t>() < 0)
+            problems.push_back(ctx + "files['" + f.key() + "'] must be a size");
           else mod.file_sizes[rel_ok(f.key(), where)] = f.value().get<uint64_t>();
         }
       }

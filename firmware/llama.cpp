@@ -162,7 +162,9 @@ std::string LlamaImpl::internal_name(const std::string& hf_name) {
 
 bool LlamaImpl::ignorable(const std::string& hf_name) {
   // Older transformers saved the rotary buffer; it is derived, not a weight.
-  return hf_name.size() >= 22 && hf_name.compare(hf_name.size() - 22, 22, "rotary_emb.inv_freq") == 0;
+  static constexpr std::string_view kRotary = "rotary_emb.inv_freq";
+  return hf_name.size() >= kRotary.size() &&
+         hf_name.compare(hf_name.size() - kRotary.size(), kRotary.size(), kRotary) == 0;
 }
 
 std::map<std::string, std::vector<int64_t>> LlamaImpl::expected_shapes(const LlamaConfig& c) {
@@ -398,7 +400,9 @@ at::Tensor generate(LlamaImpl& model, const at::Tensor& input_ids, const at::Ten
     if (finished.all().item<bool>() || n + 1 == o.max_new_tokens) break;
     mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);
     last_pos = last_pos + 1;
-    out = model.forward(next.unsqueeze(1), mask, last_pos.unsqueeze(1), &cache);
+    // Finished rows still run (the batch stays rectangular); feed them a valid
+    // id rather than pad_id, which need not be in the vocabulary.
+    out = model.forward(next.masked_fill(finished, 0).unsqueeze(1), mask, last_pos.unsqueeze(1), &cache);
   }
   if (tokens.empty()) return at::empty({B, 0}, at::TensorOptions().dtype(at::kLong).device(dev));
   return at::stack(tokens, 1);
