@@ -1,12 +1,12 @@
 # Finds every Debian package m4forge builds against and exposes each as one
-# imported target (m4::torch, m4::sodium, ...). CUDA/NCCL are never required.
+# imported target (m4::torch, m4::sentencepiece, ...). CUDA/NCCL are never required.
 find_package(Torch REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(cxxopts REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(PkgConfig REQUIRED)
-pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 
 add_library(m4_torch INTERFACE)
@@ -16,7 +16,6 @@ separate_arguments(_m4_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(m4_torch INTERFACE ${_m4_torch_flags})
 add_library(m4::torch ALIAS m4_torch)
 
-add_library(m4::sodium ALIAS PkgConfig::SODIUM)
 find_library(M4_SENTENCEPIECE_TRAIN sentencepiece_train REQUIRED)
 add_library(m4_sentencepiece INTERFACE)
 target_link_libraries(m4_sentencepiece INTERFACE PkgConfig::SENTENCEPIECE ${M4_SENTENCEPIECE_TRAIN})

@@ -6,6 +6,8 @@
 #include <link.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <filesystem>
 #include <thread>
 
@@ -51,10 +53,20 @@ CpuRuntime configure_cpu_runtime(int threads) {
   // Debian's libtorch starts with OpenMP at 1 thread here unless OMP_NUM_THREADS
   // is set, so "default" means every core, explicitly.
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  {
+  using SetFn = void (*)(int);
+  auto set_blas = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  // With the pthread OpenBLAS, ATen's OpenMP threads spin-wait after each
+  // parallel region on the very cores OpenBLAS's own threads need: measured on
+  // 2 cores, ATen 2 + OpenBLAS 2 ran a forward at 440 tokens/s, ATen 1 +
+  // OpenBLAS 2 at 720 (bench/README.md). So the GEMMs get the threads and ATen
+  // one, unless OMP_WAIT_POLICY=passive removes the spinning.
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  const bool passive = wait != nullptr && (std::string(wait) == "passive" || std::string(wait) == "PASSIVE");
+  if (set_blas != nullptr) {
+    set_blas(threads);
+    at::set_num_threads(passive ? threads : 1);
+  } else {
     at::set_num_threads(threads);
-    using SetFn = void (*)(int);
-    if (auto set = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(threads);
   }
   return cpu_runtime();
 }

@@ -14,8 +14,9 @@ struct CpuRuntime {
   int blas_threads = -1;   // OpenBLAS's own thread count, -1 if not OpenBLAS
 };
 
-// Sets ATen's (and OpenBLAS's, when loaded) thread count; threads <= 0 means
-// every core. Returns what is in effect afterwards.
+// Uses `threads` cores (<= 0: every core). With OpenBLAS loaded the BLAS gets
+// them and ATen's OpenMP gets 1, unless OMP_WAIT_POLICY=passive (see the .cpp).
+// Returns what is in effect afterwards.
 CpuRuntime configure_cpu_runtime(int threads);
 CpuRuntime cpu_runtime();
 

@@ -10,18 +10,11 @@
 #include <sstream>
 
 #include "firmware/error.h"
+#include "firmware/transformer_encoder.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {
 namespace {
-
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  os << "]";
-  return os.str();
-}
 
 // The most negative finite value of a floating dtype: HF masks with it (not
 // -inf) so that fully masked rows give a uniform softmax instead of NaN.
@@ -37,13 +30,6 @@ double lowest(at::ScalarType t) {
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t h = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
-}
-
-std::string join_limited(const std::vector<std::string>& v, size_t limit = 12) {
-  std::string s;
-  for (size_t i = 0; i < v.size() && i < limit; ++i) s += (i ? ", " : "") + v[i];
-  if (v.size() > limit) s += ", ... (" + std::to_string(v.size() - limit) + " more)";
-  return s;
 }
 
 }  // namespace
@@ -202,47 +188,16 @@ std::map<std::string, std::vector<int64_t>> LlamaImpl::expected_shapes(const Lla
 
 std::map<std::string, std::string> LlamaImpl::validate(const LlamaConfig& config, const WeightSet& weights,
                                                        const std::string& where) {
-  // Map internal name -> HF name over what the checkpoint holds.
-  std::map<std::string, std::string> by_internal;
-  std::vector<std::string> unexpected, problems;
-  const auto expected = expected_shapes(config);
-  for (const auto& hf : weights.names()) {
-    const std::string name = internal_name(hf);
-    if (ignorable(hf)) continue;
-    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;  // HF ignores it too
-    if (expected.count(name) == 0) {
-      unexpected.push_back(hf);
-      continue;
-    }
-    by_internal[name] = hf;
-  }
-  std::vector<std::string> missing;
-  for (const auto& [name, shape] : expected) {
-    auto it = by_internal.find(name);
-    if (it == by_internal.end()) {
-      missing.push_back(name == "lm_head.weight" ? name : "model." + name);
-      continue;
-    }
-    const TensorInfo& info = weights.info(it->second);
-    if (info.shape != shape) {
-      problems.push_back("tensor '" + it->second + "' has shape " + shape_str(info.shape) +
-                         " but the config (" + config.summary() + ") implies " + shape_str(shape));
-    }
-    if (info.dtype != DType::kF32 && info.dtype != DType::kF16 && info.dtype != DType::kBF16 &&
-        info.dtype != DType::kF64) {
-      problems.push_back("tensor '" + it->second + "' has dtype " + dtype_name(info.dtype) +
-                         "; weights must be F32, F16, BF16 or F64");
-    }
-  }
-  if (!missing.empty()) problems.insert(problems.begin(), "missing tensors: " + join_limited(missing));
-  if (!unexpected.empty()) problems.push_back("unexpected tensors: " + join_limited(unexpected));
-  if (!problems.empty()) {
-    std::string all;
-    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-    M4_FAIL(ErrorCode::kMismatch, where, ": ", all,
-            " (hint: config.json and the weights must come from the same checkpoint)");
-  }
-  return by_internal;
+  auto to_internal = [&](const std::string& stored) -> std::string {
+    if (ignorable(stored)) return "";
+    const std::string name = internal_name(stored);
+    if (name == "lm_head.weight" && config.tie_word_embeddings) return "";  // HF ignores it too
+    return name;
+  };
+  auto stored_name = [](const std::string& internal) {
+    return internal == "lm_head.weight" ? internal : "model." + internal;
+  };
+  return validate_weights(expected_shapes(config), weights, to_internal, stored_name, where, config.summary());
 }
 
 LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const std::string& where,

@@ -1,4 +1,4 @@
-// SHA-256 (libsodium) with a streaming interface, so multi-GB weights are
+// SHA-256 (OpenSSL EVP) with a streaming interface, so multi-GB weights are
 // hashed straight from their mapping without a second copy.
 #pragma once
 

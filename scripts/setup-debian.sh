@@ -12,7 +12,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev
   libopenblas0-pthread
   libspdlog-dev libcxxopts-dev nlohmann-json3-dev
-  libgtest-dev libsodium-dev
+  libgtest-dev libssl-dev
   libsentencepiece-dev
   base-files
 )
