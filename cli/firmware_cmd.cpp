@@ -11,10 +11,17 @@
 #include "firmware/demo.h"
 #include "firmware/error.h"
 #include "firmware/firmware.h"
+#include "firmware/ast.h"
+#include "firmware/clip.h"
+#include "firmware/image_preprocess.h"
+#include "firmware/imu_encoder.h"
 #include "firmware/llama.h"
+#include "firmware/log_mel.h"
+#include "firmware/module_arch.h"
 #include "firmware/safetensors.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
+#include "firmware/whisper_encoder.h"
 
 namespace m4::cli {
 namespace {
@@ -60,7 +67,14 @@ int init_demo_cmd(int argc, char** argv) {
 int import_hf_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge firmware import-hf", "Import Hugging Face checkpoint directories as a firmware.");
   o.add_options()("backbone", "HF LlamaForCausalLM directory (config.json + safetensors [+ tokenizer.model])",
-                  cxxopts::value<std::string>())("name", "firmware name", cxxopts::value<std::string>())(
+                  cxxopts::value<std::string>())(
+      "img-enc", "HF CLIPVisionModel[WithProjection] or CLIPModel directory", cxxopts::value<std::string>())(
+      "txt-enc", "HF CLIPTextModel[WithProjection] or CLIPModel directory with vocab.json + merges.txt",
+      cxxopts::value<std::string>())(
+      "aud-i-enc", "HF WhisperModel/WhisperForConditionalGeneration directory (encoder kept)",
+      cxxopts::value<std::string>())("aud-b-enc", "HF ASTModel directory", cxxopts::value<std::string>())(
+      "imu-enc", "IMU encoder directory (config.json + model.safetensors, docs/firmware-format.md)",
+      cxxopts::value<std::string>())("name", "firmware name", cxxopts::value<std::string>())(
       "version", "firmware semver version X.Y.Z", cxxopts::value<std::string>())(
       "out", "firmware directory to create", cxxopts::value<std::string>());
   add_common_options(o);
@@ -72,6 +86,11 @@ int import_hf_cmd(int argc, char** argv) {
   io.name = required(r, "name");
   io.version = required(r, "version");
   if (r.count("backbone")) io.backbone = r["backbone"].as<std::string>();
+  if (r.count("img-enc")) io.img_enc = r["img-enc"].as<std::string>();
+  if (r.count("txt-enc")) io.txt_enc = r["txt-enc"].as<std::string>();
+  if (r.count("aud-i-enc")) io.aud_i_enc = r["aud-i-enc"].as<std::string>();
+  if (r.count("aud-b-enc")) io.aud_b_enc = r["aud-b-enc"].as<std::string>();
+  if (r.count("imu-enc")) io.imu_enc = r["imu-enc"].as<std::string>();
   auto t0 = Clock::now();
   FirmwareManifest m = import_hf(io);
   spdlog::info("imported {}@{} into {} in {:.2f} s", m.name, m.version, io.out.string(), seconds_since(t0));
@@ -122,10 +141,8 @@ int inspect_cmd(int argc, char** argv) {
                                    {"dtypes", s.dtypes}};
     text << "  " << name << ": arch " << mod.arch << ", " << s.params << " parameters, " << s.tensors
          << " tensors, dtypes " << dts << ", " << human_bytes(s.bytes)
-         << (mod.tokenizer.empty() ? "" : ", tokenizer " + mod.tokenizer) << "\n";
-    if (mod.arch == fwkeys::kArchLlama) {
-      text << "    " << LlamaConfig::from_json(mod.config, name).summary() << "\n";
-    }
+         << "\n    " << module_arch(mod.arch).summary(mod.config) << "\n";
+    for (const auto& [role, rel] : mod.assets) text << "    " << role << ": " << rel << "\n";
     text << "    digest: " << mod.digest << "\n";
   }
   if (r.count("verify")) {
@@ -139,11 +156,116 @@ int inspect_cmd(int argc, char** argv) {
   return 0;
 }
 
+// The named inputs of one `firmware forward` call, checked against what the
+// module accepts.
+class ForwardInputs {
+ public:
+  ForwardInputs(const fs::path& path, const std::string& module, std::set<std::string> accepted)
+      : path_(path), file_(SafetensorsFile::open(path)) {
+    std::string list;
+    for (const auto& a : accepted) list += (list.empty() ? "" : ", ") + a;
+    for (const auto& t : file_.tensors()) {
+      M4_CHECK(accepted.count(t.name), ErrorCode::kInvalidArgument, path.string(), ": unexpected input '", t.name,
+               "' for module ", module, " (accepted: ", list, ")");
+    }
+  }
+  at::Tensor get(const std::string& n) const { return file_.contains(n) ? file_.tensor(n) : at::Tensor(); }
+  bool has(const std::string& n) const { return file_.contains(n); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  SafetensorsFile file_;
+};
+
+void add_encoder_outputs(const EncoderOutput& out, const std::string& embeds_name, NamedTensors* outs) {
+  auto f32 = [](const at::Tensor& t) { return t.to(at::kFloat).contiguous(); };
+  outs->emplace_back("last_hidden_state", f32(out.last_hidden_state));
+  if (out.pooler_output.defined()) outs->emplace_back("pooler_output", f32(out.pooler_output));
+  if (out.embeds.defined()) outs->emplace_back(embeds_name, f32(out.embeds));
+  for (size_t k = 0; k < out.hidden_states.size(); ++k)
+    outs->emplace_back("hidden_states." + std::to_string(k), f32(out.hidden_states[k]));
+}
+
+NamedTensors run_module(const Firmware& fw, const std::string& module, const fs::path& in_path) {
+  NamedTensors outs;
+  auto t0 = Clock::now();
+  auto loaded = [&] { spdlog::info("loaded {} of {}@{} in {:.3f} s", module, fw.manifest().name, fw.manifest().version, seconds_since(t0)); };
+  const std::string arch = fw.module(module).arch;
+  if (arch == "llama") {
+    ForwardInputs in(in_path, module, {"input_ids", "attention_mask", "position_ids"});
+    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
+    auto model = fw.load_backbone({});
+    loaded();
+    LlamaForwardOptions fo;
+    fo.hidden_states = true;
+    LlamaOutput out = model->forward(in.get("input_ids"), in.get("attention_mask"), in.get("position_ids"), nullptr, fo);
+    outs.emplace_back("logits", out.logits);
+    for (size_t k = 0; k < out.hidden_states.size(); ++k)
+      outs.emplace_back("hidden_states." + std::to_string(k), out.hidden_states[k].to(at::kFloat));
+  } else if (arch == "clip_vision") {
+    ForwardInputs in(in_path, module, {"pixel_values", "pixels"});
+    M4_CHECK(in.has("pixel_values") != in.has("pixels"), ErrorCode::kInvalidArgument, in_path.string(),
+             ": give exactly one of 'pixel_values' (B,3,H,W) normalised f32 or 'pixels' (B,C,H,W) uint8");
+    auto model = fw.load_module<ClipVisionConfig, ClipVisionImpl>(module);
+    loaded();
+    at::Tensor pv = in.get("pixel_values");
+    if (!pv.defined()) {
+      pv = clip_preprocess(in.get("pixels"), model->config().image_size);
+      outs.emplace_back("pixel_values", pv);
+    }
+    add_encoder_outputs(model->forward(pv, true), "image_embeds", &outs);
+  } else if (arch == "clip_text") {
+    ForwardInputs in(in_path, module, {"input_ids", "attention_mask"});
+    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
+    auto model = fw.load_module<ClipTextConfig, ClipTextImpl>(module);
+    loaded();
+    add_encoder_outputs(model->forward(in.get("input_ids"), in.get("attention_mask"), true), "text_embeds", &outs);
+  } else if (arch == "whisper_encoder") {
+    ForwardInputs in(in_path, module, {"input_features", "audio"});
+    M4_CHECK(in.has("input_features") != in.has("audio"), ErrorCode::kInvalidArgument, in_path.string(),
+             ": give exactly one of 'input_features' (B, mel, frames) or 'audio' (B, samples, f32 at 16 kHz)");
+    auto model = fw.load_module<WhisperEncoderConfig, WhisperEncoderImpl>(module);
+    loaded();
+    at::Tensor features = in.get("input_features");
+    if (!features.defined()) {
+      LogMelOptions lo;
+      lo.n_mels = model->config().num_mel_bins;
+      lo.frames = model->config().frames();
+      features = whisper_log_mel(in.get("audio"), lo);
+      outs.emplace_back("input_features", features);
+    }
+    add_encoder_outputs(model->forward(features, true), "embeds", &outs);
+  } else if (arch == "ast") {
+    ForwardInputs in(in_path, module, {"input_values"});
+    M4_CHECK(in.has("input_values"), ErrorCode::kInvalidArgument, in_path.string(),
+             ": missing input 'input_values' (B, time, mel)");
+    auto model = fw.load_module<AstConfig, AstImpl>(module);
+    loaded();
+    add_encoder_outputs(model->forward(in.get("input_values"), true), "embeds", &outs);
+  } else if (arch == "imu") {
+    ForwardInputs in(in_path, module, {"imu"});
+    M4_CHECK(in.has("imu"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'imu' (B, T, 6)");
+    auto model = fw.load_module<ImuEncoderConfig, ImuEncoderImpl>(module);
+    loaded();
+    add_encoder_outputs(model->forward(in.get("imu"), true), "imu_embeds", &outs);
+  } else {
+    M4_FAIL(ErrorCode::kInvalidArgument, "module '", module, "' (arch ", arch, ") cannot be run by forward yet");
+  }
+  return outs;
+}
+
 int forward_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge firmware forward",
                      "Run one module on named input tensors; write its outputs (the parity surface).\n"
-                     "backbone inputs: input_ids (B,T) I64/I32, optional attention_mask (B,T), position_ids (B,T);\n"
-                     "outputs: logits (F32) and hidden_states.K (K = 0 embeddings .. L after the final norm).");
+                     "  backbone:  input_ids (B,T) [attention_mask, position_ids] -> logits, hidden_states.K\n"
+                     "  img_enc:   pixel_values (B,3,H,W) f32 or pixels (B,C,H,W) uint8 (CLIP preprocessing)\n"
+                     "             -> last_hidden_state, pooler_output, image_embeds, hidden_states.K\n"
+                     "  txt_enc:   input_ids (B,T) [attention_mask] -> last_hidden_state, pooler_output, text_embeds\n"
+                     "  aud_i_enc: input_features (B,mel,frames) or audio (B,samples) f32 16 kHz\n"
+                     "             -> last_hidden_state, hidden_states.K (+ input_features from audio)\n"
+                     "  aud_b_enc: input_values (B,time,mel) -> last_hidden_state, pooler_output, hidden_states.K\n"
+                     "  imu_enc:   imu (B,T,6) -> last_hidden_state, pooler_output, imu_embeds, hidden_states.K");
   o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())(
       "module", "module to run", cxxopts::value<std::string>()->default_value("backbone"))(
       "input", "input safetensors", cxxopts::value<std::string>())(
@@ -155,38 +277,22 @@ int forward_cmd(int argc, char** argv) {
   const std::string module = r["module"].as<std::string>();
   const fs::path in_path = required(r, "input"), out_path = required(r, "out");
   Firmware fw = Firmware::open(required(r, "firmware"));
-  M4_CHECK(module == fwkeys::kBackbone, ErrorCode::kInvalidArgument, "module '", module,
-           "' cannot run yet (modules: backbone)");
-  SafetensorsFile in = SafetensorsFile::open(in_path);
-  const std::set<std::string> accepted = {"input_ids", "attention_mask", "position_ids"};
-  for (const auto& t : in.tensors()) {
-    M4_CHECK(accepted.count(t.name), ErrorCode::kInvalidArgument, in_path.string(), ": unexpected input '",
-             t.name, "' for module backbone (accepted: input_ids, attention_mask, position_ids)");
-  }
-  M4_CHECK(in.contains("input_ids"), ErrorCode::kInvalidArgument, in_path.string(),
-           ": missing input 'input_ids' for module backbone");
-  auto get = [&](const char* n) { return in.contains(n) ? in.tensor(n) : at::Tensor(); };
   at::NoGradGuard no_grad;
-  auto t0 = Clock::now();
-  auto model = fw.load_backbone({});
-  spdlog::info("loaded backbone of {}@{} ({}) in {:.3f} s", fw.manifest().name, fw.manifest().version,
-               model->config().summary(), seconds_since(t0));
-  LlamaForwardOptions fo;
-  fo.hidden_states = true;
-  LlamaOutput out;
+  NamedTensors outs;
   try {
-    t0 = Clock::now();
-    out = model->forward(get("input_ids"), get("attention_mask"), get("position_ids"), nullptr, fo);
+    auto t0 = Clock::now();
+    outs = run_module(fw, module, in_path);
+    spdlog::info("forward of {} in {:.3f} s", module, seconds_since(t0));
   } catch (const Error& e) {
-    M4_FAIL(e.code(), in_path.string(), ": ", e.what());
+    const std::string msg = e.what();
+    // Name the input file when the problem is in its tensors.
+    if (msg.find(in_path.string()) != std::string::npos || e.code() != ErrorCode::kInvalidArgument) throw;
+    M4_FAIL(e.code(), in_path.string(), ": ", msg);
   }
-  spdlog::info("forward of {} tokens in {:.3f} s", get("input_ids").numel(), seconds_since(t0));
-  NamedTensors outs = {{"logits", out.logits}};
-  for (size_t k = 0; k < out.hidden_states.size(); ++k)
-    outs.emplace_back("hidden_states." + std::to_string(k), out.hidden_states[k].to(at::kFloat));
   write_safetensors(out_path, outs, {{"firmware_id", fw.id()}, {"module", module}});
-  std::cout << "wrote " << out_path.string() << ": logits " << out.logits.sizes() << ", "
-            << out.hidden_states.size() << " hidden states\n";
+  std::cout << "wrote " << out_path.string() << ":";
+  for (const auto& [n, t] : outs) std::cout << " " << n << " " << t.sizes();
+  std::cout << "\n";
   return 0;
 }
 

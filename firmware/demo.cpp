@@ -96,7 +96,7 @@ FirmwareManifest init_demo(const DemoOptions& o) {
     m.arch = fwkeys::kArchLlama;
     m.config = c.to_json();
     m.weights = {"backbone/model.safetensors"};
-    m.tokenizer = "backbone/tokenizer.model";
+    m.assets["tokenizer.model"] = "backbone/tokenizer.model";
     return std::map<std::string, FirmwareModule>{{fwkeys::kBackbone, m}};
   });
 }

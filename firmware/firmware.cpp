@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <atomic>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "firmware/atomic_file.h"
 #include "firmware/error.h"
 #include "firmware/llama.h"
+#include "firmware/module_arch.h"
+#include "firmware/safetensors.h"
 #include "firmware/sha256.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
@@ -32,21 +35,14 @@ std::string rel_ok(const std::string& rel, const std::string& where) {
   return rel;
 }
 
-// Internal tensor name for an arch (the names the module's parameters get).
-std::string internal_name(const std::string& arch, const std::string& stored) {
-  if (arch == fwkeys::kArchLlama) return LlamaImpl::internal_name(stored);
-  return stored;
-}
 
 }  // namespace
 
 json FirmwareManifest::to_json() const {
   json mods = json::object();
   for (const auto& [n, m] : modules) {
-    json e = {{"arch", m.arch}, {"config", m.config}, {"weights", m.weights},
-              {"files", m.file_sizes}, {"digest", m.digest}};
-    if (!m.tokenizer.empty()) e["tokenizer"] = m.tokenizer;
-    mods[n] = e;
+    mods[n] = {{"arch", m.arch},   {"config", m.config}, {"weights", m.weights},
+               {"assets", m.assets}, {"files", m.file_sizes}, {"digest", m.digest}};
   }
   return {{"format", fwkeys::kFormat}, {"name", name},       {"version", version},
           {"firmware_id", firmware_id}, {"created_by", created_by}, {"provenance", provenance},
@@ -82,6 +78,10 @@ FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& w
         continue;
       }
       FirmwareModule mod;
+      static const std::set<std::string> kFields = {"arch", "config", "weights", "assets", "files", "digest"};
+      for (auto f = e.begin(); f != e.end(); ++f) {
+        if (!kFields.count(f.key())) problems.push_back(ctx + "unknown field '" + f.key() + "'");
+      }
       str(e, "arch", &mod.arch, ctx);
       str(e, "digest", &mod.digest, ctx);
       if (!e.contains("config") || !e["config"].is_object()) problems.push_back(ctx + "missing object 'config'");
@@ -94,9 +94,15 @@ FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& w
           else mod.weights.push_back(rel_ok(w.get<std::string>(), where));
         }
       }
-      if (e.contains("tokenizer")) {
-        if (!e["tokenizer"].is_string()) problems.push_back(ctx + "'tokenizer' must be a file name");
-        else mod.tokenizer = rel_ok(e["tokenizer"].get<std::string>(), where);
+      if (e.contains("assets")) {
+        if (!e["assets"].is_object()) {
+          problems.push_back(ctx + "'assets' must map file names to paths");
+        } else {
+          for (auto a = e["assets"].begin(); a != e["assets"].end(); ++a) {
+            if (!a.value().is_string()) problems.push_back(ctx + "assets['" + a.key() + "'] must be a path");
+            else mod.assets[a.key()] = rel_ok(a.value().get<std::string>(), where);
+          }
+        }
       }
       if (!e.contains("files") || !e["files"].is_object()) {
         problems.push_back(ctx + "missing object 'files'");
@@ -107,8 +113,13 @@ FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& w
           else mod.file_sizes[rel_ok(f.key(), where)] = f.value().get<uint64_t>();
         }
       }
-      if (mod.arch != fwkeys::kArchLlama && !mod.arch.empty())
-        problems.push_back(ctx + "unknown arch '" + mod.arch + "' (known: llama)");
+      if (!mod.arch.empty()) {
+        try {
+          module_arch(mod.arch);
+        } catch (const Error& err) {
+          problems.push_back(ctx + err.what());
+        }
+      }
       m.modules[it.key()] = std::move(mod);
     }
   }
@@ -131,7 +142,11 @@ void check_firmware_name_version(const std::string& name, const std::string& ver
 }
 
 std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSet& weights, int threads) {
-  std::vector<std::string> names = weights.names();
+  const ModuleArch& a = module_arch(arch);
+  std::vector<std::string> names;
+  for (const auto& n : weights.names()) {
+    if (!a.internal_name(n).empty()) names.push_back(n);
+  }
   std::vector<TensorDigest> out(names.size());
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = std::min<int>(threads, static_cast<int>(std::max<size_t>(1, names.size())));
@@ -147,7 +162,7 @@ std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSe
       const size_t i = order[k];
       const TensorInfo& info = weights.info(names[i]);
       std::string_view bytes = weights.file_of(names[i]).bytes(info);
-      out[i] = {internal_name(arch, names[i]), dtype_name(info.dtype), info.shape,
+      out[i] = {a.internal_name(names[i]), dtype_name(info.dtype), info.shape,
                 to_hex(sha256(bytes.data(), bytes.size()))};
     }
   };
@@ -160,12 +175,10 @@ std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSe
 }
 
 json module_description(const FirmwareModule& m, const std::vector<TensorDigest>& tensors,
-                        const std::string& tokenizer_sha256) {
+                        const std::map<std::string, std::string>& asset_sha256) {
   json t = json::array();
   for (const auto& d : tensors) t.push_back({d.name, d.dtype, d.shape, d.sha256});
-  json desc = {{"arch", m.arch}, {"config", m.config}, {"tensors", t}};
-  if (!tokenizer_sha256.empty()) desc["tokenizer_sha256"] = tokenizer_sha256;
-  return desc;
+  return {{"arch", m.arch}, {"config", m.config}, {"tensors", t}, {"assets_sha256", asset_sha256}};
 }
 
 std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules) {
@@ -183,18 +196,16 @@ std::string compute_module_digest(const fs::path& dir, const FirmwareModule& m, 
   for (const auto& w : m.weights) files.push_back(dir / w);
   WeightSet ws = WeightSet::open(files);
   auto tensors = digest_tensors(m.arch, ws, threads);
-  std::string tok = m.tokenizer.empty() ? "" : to_hex(sha256_file(dir / m.tokenizer));
-  return "sha256:" + to_hex(sha256(module_description(m, tensors, tok).dump()));
+  std::map<std::string, std::string> assets;
+  for (const auto& [role, rel] : m.assets) assets[role] = to_hex(sha256_file(dir / rel));
+  return "sha256:" + to_hex(sha256(module_description(m, tensors, assets).dump()));
 }
 
-void check_module(const fs::path& dir, const std::string& name, const FirmwareModule& m) {
-  // Building the module validates config against weights (shapes, missing, unexpected).
-  if (m.arch == fwkeys::kArchLlama) {
-    LlamaConfig c = LlamaConfig::from_json(m.config, (dir / fwkeys::kManifestFile).string() + " module " + name);
-    std::vector<fs::path> files;
-    for (const auto& w : m.weights) files.push_back(dir / w);
-    LlamaImpl::validate(c, WeightSet::open(files), (dir / m.weights[0]).string());
-  }
+// Config against weights (shapes, missing, unexpected), without touching data.
+void check_module(const fs::path& dir, const FirmwareModule& m) {
+  std::vector<fs::path> files;
+  for (const auto& w : m.weights) files.push_back(dir / w);
+  module_arch(m.arch).validate(m.config, WeightSet::open(files), (dir / m.weights[0]).string());
 }
 
 }  // namespace
@@ -215,7 +226,7 @@ Firmware Firmware::open(const fs::path& dir) {
   f.manifest_ = FirmwareManifest::from_json(j, mpath.string());
   for (const auto& [name, m] : f.manifest_.modules) {
     std::vector<std::string> listed = m.weights;
-    if (!m.tokenizer.empty()) listed.push_back(m.tokenizer);
+    for (const auto& [role, rel] : m.assets) listed.push_back(rel);
     for (const auto& rel : listed) {
       auto it = m.file_sizes.find(rel);
       M4_CHECK(it != m.file_sizes.end(), ErrorCode::kBadInput, mpath.string(), ": module '", name,
@@ -263,9 +274,10 @@ std::shared_ptr<LlamaImpl> Firmware::load_backbone(const LlamaLoadOptions& optio
 
 Tokenizer Firmware::tokenizer(const std::string& name) const {
   const FirmwareModule& m = module(name);
-  M4_CHECK(!m.tokenizer.empty(), ErrorCode::kMismatch, dir_.string(), ": module '", name,
+  auto it = m.assets.find("tokenizer.model");
+  M4_CHECK(it != m.assets.end(), ErrorCode::kMismatch, dir_.string(), ": module '", name,
            "' has no tokenizer (hint: import a checkpoint with tokenizer.model, or pass token ids)");
-  return Tokenizer::load(dir_ / m.tokenizer);
+  return Tokenizer::load(dir_ / it->second);
 }
 
 FirmwareIdentity Firmware::compute_identity(int threads) const {
@@ -320,9 +332,9 @@ FirmwareManifest create_firmware(const fs::path& out, const std::string& name, c
   m.provenance = provenance;
   m.modules = populate(staging);
   for (auto& [mod_name, mod] : m.modules) {
-    check_module(staging, mod_name, mod);
+    check_module(staging, mod);
     std::vector<std::string> files = mod.weights;
-    if (!mod.tokenizer.empty()) files.push_back(mod.tokenizer);
+    for (const auto& [role, rel] : mod.assets) files.push_back(rel);
     for (const auto& rel : files) mod.file_sizes[rel] = fs::file_size(staging / rel);
     mod.digest = compute_module_digest(staging, mod, 0);
   }
@@ -333,36 +345,107 @@ FirmwareManifest create_firmware(const fs::path& out, const std::string& name, c
   return m;
 }
 
-FirmwareManifest import_hf(const ImportHfOptions& o) {
-  M4_CHECK(o.backbone.has_value(), ErrorCode::kInvalidArgument,
-           "import-hf needs at least one module directory (--backbone)");
-  const fs::path src = *o.backbone;
-  M4_CHECK(fs::is_directory(src), ErrorCode::kIo, src.string(), ": not a directory");
-  // Validate before copying anything.
-  LlamaConfig config = LlamaConfig::from_file(src / "config.json");
-  std::vector<std::string> files;
-  {
-    WeightSet ws = WeightSet::open_hf_dir(src);
-    LlamaImpl::validate(config, ws, src.string());
-    for (const auto& f : ws.files()) files.push_back(f.path().filename().string());
+std::map<std::string, fs::path> ImportHfOptions::sources() const {
+  std::map<std::string, fs::path> m;
+  if (backbone) m["backbone"] = *backbone;
+  if (img_enc) m["img_enc"] = *img_enc;
+  if (txt_enc) m["txt_enc"] = *txt_enc;
+  if (aud_i_enc) m["aud_i_enc"] = *aud_i_enc;
+  if (aud_b_enc) m["aud_b_enc"] = *aud_b_enc;
+  if (imu_enc) m["imu_enc"] = *imu_enc;
+  return m;
+}
+
+namespace {
+
+// What import-hf learned about one source directory before copying anything.
+struct ImportPlan {
+  const ModuleArch* arch = nullptr;
+  fs::path src;
+  json config;                       // normalised
+  std::vector<std::string> files;    // weight files (names in src)
+  bool filter = false;               // some tensors are not the module's: rewrite
+  std::vector<std::string> assets;   // tokenizer files present in src
+};
+
+ImportPlan plan_import(const std::string& slot, const fs::path& src) {
+  ImportPlan p;
+  p.arch = &arch_for_slot(slot);
+  p.src = src;
+  M4_CHECK(fs::is_directory(src), ErrorCode::kIo, src.string(), ": not a directory (--", slot, ")");
+  const fs::path cfg = src / "config.json";
+  json j;
+  try {
+    j = json::parse(read_text_file(cfg));
+  } catch (const json::exception& e) {
+    M4_FAIL(ErrorCode::kBadInput, cfg.string(), ": not valid JSON (", e.what(), ")");
   }
-  json provenance = {{"backbone", {{"source", fs::absolute(src).string()}, {"format", "hf-llama"}}}};
+  p.config = p.arch->normalize(j, cfg.string());
+  WeightSet ws = WeightSet::open_hf_dir(src);
+  p.arch->validate(p.config, ws, src.string());
+  for (const auto& f : ws.files()) p.files.push_back(f.path().filename().string());
+  for (const auto& n : ws.names()) p.filter = p.filter || p.arch->internal_name(n).empty();
+  for (const auto& a : p.arch->assets) {
+    if (fs::exists(src / a)) p.assets.push_back(a);
+  }
+  for (const auto& a : p.arch->required_assets) {
+    M4_CHECK(fs::exists(src / a), ErrorCode::kIo, src.string(), ": missing ", a, " (the ", p.arch->name,
+             " tokenizer needs it)");
+  }
+  if (std::find(p.assets.begin(), p.assets.end(), "tokenizer.model") != p.assets.end()) {
+    Tokenizer::load(src / "tokenizer.model");  // must parse
+  }
+  return p;
+}
+
+FirmwareModule stage_module(const std::string& slot, const ImportPlan& p, const fs::path& staging) {
+  FirmwareModule m;
+  m.arch = p.arch->name;
+  m.config = p.config;
+  fs::create_directories(staging / slot);
+  if (p.filter) {
+    // Keep only the module's tensors (as stored); the views come straight from
+    // the source mapping, so this writes each byte once and copies none twice.
+    WeightSet ws = WeightSet::open_hf_dir(p.src);
+    NamedTensors keep;
+    for (const auto& n : ws.names()) {
+      if (!p.arch->internal_name(n).empty()) keep.emplace_back(n, ws.tensor(n));
+    }
+    write_safetensors(staging / slot / "model.safetensors", keep, {{"format", "pt"}});
+    m.weights.push_back(slot + "/model.safetensors");
+  } else {
+    for (const auto& f : p.files) {
+      fs::copy_file(p.src / f, staging / slot / f);
+      m.weights.push_back(slot + "/" + f);
+    }
+  }
+  fs::copy_file(p.src / "config.json", staging / slot / "config.json");
+  for (const auto& a : p.assets) {
+    fs::copy_file(p.src / a, staging / slot / a);
+    m.assets[a] = slot + "/" + a;
+  }
+  return m;
+}
+
+}  // namespace
+
+FirmwareManifest import_hf(const ImportHfOptions& o) {
+  const auto sources = o.sources();
+  M4_CHECK(!sources.empty(), ErrorCode::kInvalidArgument,
+           "import-hf needs at least one module directory (--backbone, --img-enc, --txt-enc, --aud-i-enc, --aud-b-enc, --imu-enc)");
+  check_firmware_name_version(o.name, o.version);
+  // Validate every source before copying anything.
+  std::map<std::string, ImportPlan> plans;
+  json provenance = json::object();
+  for (const auto& [slot, src] : sources) {
+    plans[slot] = plan_import(slot, src);
+    provenance[slot] = {{"source", fs::absolute(src).string()}, {"arch", plans[slot].arch->name},
+                        {"filtered", plans[slot].filter}};
+  }
   return create_firmware(o.out, o.name, o.version, provenance, [&](const fs::path& staging) {
-    FirmwareModule m;
-    m.arch = fwkeys::kArchLlama;
-    m.config = config.to_json();
-    fs::create_directories(staging / "backbone");
-    for (const auto& f : files) {
-      fs::copy_file(src / f, staging / "backbone" / f);
-      m.weights.push_back("backbone/" + f);
-    }
-    fs::copy_file(src / "config.json", staging / "backbone" / "config.json");
-    if (fs::exists(src / "tokenizer.model")) {
-      Tokenizer::load(src / "tokenizer.model");  // must parse
-      fs::copy_file(src / "tokenizer.model", staging / "backbone" / "tokenizer.model");
-      m.tokenizer = "backbone/tokenizer.model";
-    }
-    return std::map<std::string, FirmwareModule>{{fwkeys::kBackbone, m}};
+    std::map<std::string, FirmwareModule> mods;
+    for (const auto& [slot, p] : plans) mods[slot] = stage_module(slot, p, staging);
+    return mods;
   });
 }
 

@@ -30,10 +30,10 @@ inline constexpr const char* kArchLlama = "llama";
 }  // namespace fwkeys
 
 struct FirmwareModule {
-  std::string arch;                     // "llama"
+  std::string arch;                     // a ModuleArch name: "llama", "imu", ...
   nlohmann::json config;                // normalised arch config
   std::vector<std::string> weights;     // weight files, relative to the firmware dir
-  std::string tokenizer;                // relative path, or empty
+  std::map<std::string, std::string> assets;   // tokenizer files: HF file name -> relative path
   std::map<std::string, uint64_t> file_sizes;  // every file above -> its size at import
   std::string digest;                   // "sha256:<hex>" over the module's canonical description
 };
@@ -77,6 +77,14 @@ class Firmware {
   const FirmwareModule& module(const std::string& name) const;
 
   WeightSet weights(const std::string& module) const;
+  // Builds an encoder module (Config/Impl pair, e.g. WhisperEncoderConfig /
+  // WhisperEncoderImpl) from its normalised config and zero-copy weights.
+  template <typename Config, typename Impl>
+  std::shared_ptr<Impl> load_module(const std::string& name) const {
+    const std::string where = (dir_ / fwkeys::kManifestFile).string() + " module " + name;
+    return std::make_shared<Impl>(Config::from_json(module(name).config, where), weights(name),
+                                  (dir_ / module(name).weights[0]).string());
+  }
   std::shared_ptr<LlamaImpl> load_backbone(const LlamaLoadOptions& options) const;
   Tokenizer tokenizer(const std::string& module = fwkeys::kBackbone) const;
 
@@ -91,11 +99,12 @@ class Firmware {
 };
 
 // Hashes one module's tensors (in parallel over `threads`, 0 = hardware) as
-// stored, with names mapped to the module's internal names.
+// stored, with names mapped to the module's internal names (tensors the arch
+// does not claim are left out).
 std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSet& weights, int threads);
-// The canonical description of a module and its digest.
+// The canonical description of a module (its digest is the SHA-256 of dump()).
 nlohmann::json module_description(const FirmwareModule& m, const std::vector<TensorDigest>& tensors,
-                                  const std::string& tokenizer_sha256);
+                                  const std::map<std::string, std::string>& asset_sha256);
 std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules);
 
 // Semver and name checks shared by import and init-demo.
@@ -110,13 +119,23 @@ FirmwareManifest create_firmware(const std::filesystem::path& out, const std::st
                                  const std::string& version, const nlohmann::json& provenance,
                                  const ModulePopulator& populate);
 
-// `firmware import-hf`: copies an HF LlamaForCausalLM directory (config.json,
-// model.safetensors or shards, optional tokenizer.model) in as the backbone.
+// `firmware import-hf`: brings HF checkpoint directories in as modules. Each
+// directory's config.json, weights (model.safetensors or shards) and tokenizer
+// files are validated first; weight files whose every tensor belongs to the
+// module are copied as-is, others (a whole WhisperForConditionalGeneration for
+// the encoder) are rewritten with the module's tensors only.
 struct ImportHfOptions {
   std::filesystem::path out;
   std::string name;
   std::string version;
-  std::optional<std::filesystem::path> backbone;
+  std::optional<std::filesystem::path> backbone;   // LlamaForCausalLM
+  std::optional<std::filesystem::path> img_enc;    // CLIPVisionModel(WithProjection) or a whole CLIPModel
+  std::optional<std::filesystem::path> txt_enc;    // CLIPTextModel(WithProjection) or a whole CLIPModel, + vocab.json, merges.txt
+  std::optional<std::filesystem::path> aud_i_enc;  // WhisperModel / WhisperForConditionalGeneration
+  std::optional<std::filesystem::path> aud_b_enc;  // ASTModel / ASTForAudioClassification
+  std::optional<std::filesystem::path> imu_enc;    // m4forge IMU encoder (config.json + model.safetensors)
+  // Slot -> directory, in slot order; derived from the fields above.
+  std::map<std::string, std::filesystem::path> sources() const;
 };
 FirmwareManifest import_hf(const ImportHfOptions& options);
 

@@ -146,6 +146,10 @@ std::string LlamaImpl::internal_name(const std::string& hf_name) {
   return hf_name.rfind("model.", 0) == 0 ? hf_name.substr(6) : hf_name;
 }
 
+std::string LlamaImpl::stored_name(const std::string& internal) {
+  return internal == "lm_head.weight" ? internal : "model." + internal;
+}
+
 bool LlamaImpl::ignorable(const std::string& hf_name) {
   // Older transformers saved the rotary buffer; it is derived, not a weight.
   static constexpr std::string_view kRotary = "rotary_emb.inv_freq";
@@ -193,9 +197,6 @@ std::map<std::string, std::string> LlamaImpl::validate(const LlamaConfig& config
     const std::string name = internal_name(stored);
     if (name == "lm_head.weight" && config.tie_word_embeddings) return "";  // HF ignores it too
     return name;
-  };
-  auto stored_name = [](const std::string& internal) {
-    return internal == "lm_head.weight" ? internal : "model." + internal;
   };
   return validate_weights(expected_shapes(config), weights, to_internal, stored_name, where, config.summary());
 }

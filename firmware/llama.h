@@ -121,6 +121,7 @@ class LlamaImpl : public torch::nn::Module {
 
   // The internal (module) name of an HF tensor name, and the shapes the config implies.
   static std::string internal_name(const std::string& hf_name);
+  static std::string stored_name(const std::string& internal);  // inverse, in LlamaForCausalLM's spelling
   static std::map<std::string, std::vector<int64_t>> expected_shapes(const LlamaConfig& c);
   // Checks a checkpoint against a config without touching tensor data: every
   // expected tensor present with its shape and a float dtype, nothing unexpected.

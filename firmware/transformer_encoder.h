@@ -21,6 +21,15 @@ namespace m4 {
 
 class WeightSet;
 
+// What every encoder's forward returns (HF's names; undefined when the
+// encoder has no such output).
+struct EncoderOutput {
+  at::Tensor last_hidden_state;           // (B, T, C)
+  at::Tensor pooler_output;               // (B, C)
+  at::Tensor embeds;                      // (B, P): pooled then projected (image_embeds, text_embeds)
+  std::vector<at::Tensor> hidden_states;  // L+1 x (B, T, C), HF's convention per encoder
+};
+
 enum class Activation { kGelu, kGeluTanh, kQuickGelu };
 // "gelu", "gelu_new"/"gelu_pytorch_tanh", "quick_gelu"; throws for others.
 Activation activation_from_name(const std::string& name, const std::string& where);

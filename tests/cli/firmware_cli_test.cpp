@@ -35,7 +35,7 @@ std::string quote(const std::string& s) {
 class FirmwareCli : public ::testing::Test {
  protected:
   CliRun m4(const std::vector<std::string>& args) {
-    std::string cmd = quote(M4_CLI_PATH);
+    std::string cmd = quote(test::cli_path());
     for (const auto& a : args) cmd += " " + quote(a);
     const fs::path o = tmp_ / "stdout", e = tmp_ / "stderr";
     cmd += " >" + quote(o.string()) + " 2>" + quote(e.string());

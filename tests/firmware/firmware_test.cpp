@@ -221,9 +221,10 @@ TEST(FirmwareImport, ManifestFacts) {
   EXPECT_EQ(b["arch"], "llama");
   EXPECT_EQ(b["weights"], json::array({"backbone/model.safetensors"}));
   EXPECT_EQ(b["files"]["backbone/model.safetensors"], fs::file_size(fixture_dir() / "model.safetensors"));
-  EXPECT_FALSE(b.contains("tokenizer"));
+  EXPECT_EQ(b["assets"], json::object()) << "the fixture ships no tokenizer.model";
   EXPECT_EQ(b["config"], LlamaConfig::from_file(fixture_dir() / "config.json").to_json());
-  EXPECT_EQ(j["provenance"]["backbone"]["format"], "hf-llama");
+  EXPECT_EQ(j["provenance"]["backbone"]["arch"], "llama");
+  EXPECT_EQ(j["provenance"]["backbone"]["filtered"], false) << "every tensor is the backbone's: copied as-is";
   EXPECT_EQ(j["created_by"].get<std::string>().rfind("m4forge ", 0), 0u);
   // The weights are copied byte for byte.
   EXPECT_EQ(read_bytes(tmp / "fw" / "backbone/model.safetensors"), read_bytes(fixture_dir() / "model.safetensors"));
@@ -526,8 +527,11 @@ TEST(FirmwareManifestJson, WeightPathsMustStayInside) {
   expect_error([&] { FirmwareManifest::from_json(j, "fw.json"); },
                {"file path '/etc/passwd' must be relative"});
   j = valid_manifest();
-  j["modules"]["backbone"]["tokenizer"] = "../tokenizer.model";
+  j["modules"]["backbone"]["assets"]["tokenizer.model"] = "../tokenizer.model";
   expect_error([&] { FirmwareManifest::from_json(j, "fw.json"); }, {"'../tokenizer.model' leaves"});
+  j = valid_manifest();
+  j["modules"]["backbone"]["tokenizer"] = "backbone/tokenizer.model";  // not a field of this format
+  expect_error([&] { FirmwareManifest::from_json(j, "fw.json"); }, {"module 'backbone'", "unknown field 'tokenizer'"});
   j = valid_manifest();
   j["modules"]["backbone"]["files"]["/abs"] = 3u;
   expect_error([&] { FirmwareManifest::from_json(j, "fw.json"); }, {"file path '/abs' must be relative"});

@@ -28,6 +28,7 @@
 #include "firmware/error.h"
 #include "firmware/mapped_file.h"
 #include "firmware/safetensors.h"
+#include "tests/support/test_util.h"
 
 // ---------------------------------------------------------------------------
 // Allocation probe. The header-length checks must run before anything is sized
@@ -825,7 +826,7 @@ TEST(SafetensorsDType, NamesSizesAndScalarTypesAgree) {
 class SafetensorsReference : public SafetensorsTestBase {};
 
 TEST_F(SafetensorsReference, ReadsAHuggingFaceFileZeroCopyAndRewritesItIdentically) {
-  const fs::path path = fs::path(M4_FIXTURES_DIR) / "lora" / "train_data.safetensors";
+  const fs::path path = m4::test::fixtures() / "lora" / "train_data.safetensors";
   if (!fs::exists(path)) GTEST_SKIP() << "fixture missing: " << path;
   const auto f = m4::SafetensorsFile::open(path);
   EXPECT_EQ(f.metadata(), (std::map<std::string, std::string>{{"format", "pt"}}));

@@ -6,6 +6,9 @@
 
 namespace m4::test {
 
+std::filesystem::path fixtures() { return M4_FIXTURES_DIR; }
+std::string cli_path() { return M4_CLI_PATH; }
+
 TempDir::TempDir() {
   static std::atomic<int> counter{0};
   path_ = std::filesystem::temp_directory_path() /

@@ -11,7 +11,9 @@
 
 namespace m4::test {
 
-inline std::filesystem::path fixtures() { return M4_FIXTURES_DIR; }
+// ../shared/fixtures/hf-reference, and the m4forge binary under test.
+std::filesystem::path fixtures();
+std::string cli_path();
 
 // A fresh directory under the system temp dir, removed by the destructor.
 class TempDir {

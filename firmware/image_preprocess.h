@@ -1,0 +1,32 @@
+// CLIP image preprocessing from uint8 pixels, as HF transformers'
+// CLIPImageProcessor (image_processing_clip.py, 4.33) with its defaults.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <cstdint>
+
+namespace m4 {
+
+// OPENAI_CLIP_MEAN / OPENAI_CLIP_STD of transformers' image_utils.
+constexpr std::array<double, 3> kClipImageMean = {0.48145466, 0.4578275, 0.40821073};
+constexpr std::array<double, 3> kClipImageStd = {0.26862954, 0.26130258, 0.27577711};
+
+// pixels_u8: (B, C, H, W) or (C, H, W), uint8 RGB (C = 3) or grayscale (C = 1,
+// repeated to 3 channels, as convert_rgb). Steps:
+//  1. resize so the shortest side is `size` (the long side becomes
+//     int(size * long / short)) as Pillow's BICUBIC (which HF uses) does it:
+//     antialiased cubic filter, horizontal pass then vertical pass, each
+//     rounded to 0..255; skipped where a side keeps its length. Pillow works in
+//     fixed point, so a value may differ from its by 1 (~0.1% of pixels);
+//  2. center crop size x size (top = (H - size) / 2, left = (W - size) / 2, floored);
+//  3. x / 255, then (x - mean) / std per channel, in float32.
+// Returns (B, 3, size, size) float32; a (C, H, W) input gives B = 1, as HF's
+// pixel_values. Bad inputs (not uint8, rank not 3/4, C not 1/3, empty, size < 1)
+// throw m4::Error with a one-line message.
+at::Tensor clip_preprocess(const at::Tensor& pixels_u8, int64_t size,
+                           const std::array<double, 3>& mean = kClipImageMean,
+                           const std::array<double, 3>& std = kClipImageStd);
+
+}  // namespace m4
