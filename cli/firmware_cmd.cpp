@@ -13,6 +13,7 @@
 #include "firmware/firmware.h"
 #include "firmware/ast.h"
 #include "firmware/clip.h"
+#include "firmware/clip_tokenizer.h"
 #include "firmware/image_preprocess.h"
 #include "firmware/imu_encoder.h"
 #include "firmware/llama.h"
@@ -323,10 +324,13 @@ std::pair<at::Tensor, at::Tensor> encode_batch(const Tokenizer& tok, const std::
 }
 
 int tokenize_cmd(int argc, char** argv) {
-  cxxopts::Options o("m4forge firmware tokenize", "Encode texts with the firmware's tokenizer into input_ids + attention_mask.");
+  cxxopts::Options o("m4forge firmware tokenize",
+                     "Encode texts with a module's tokenizer into input_ids + attention_mask:\n"
+                     "backbone (SentencePiece, bos + text) or txt_enc (CLIP BPE, bos + text + eos).");
   o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())(
+      "module", "backbone or txt_enc", cxxopts::value<std::string>()->default_value("backbone"))(
       "text", "a text (repeat for a batch)", cxxopts::value<std::vector<std::string>>())(
-      "padding", "left or right", cxxopts::value<std::string>()->default_value("right"))(
+      "padding", "left or right (backbone)", cxxopts::value<std::string>()->default_value("right"))(
       "out", "output safetensors", cxxopts::value<std::string>());
   add_common_options(o);
   cxxopts::ParseResult r;
@@ -334,11 +338,23 @@ int tokenize_cmd(int argc, char** argv) {
   apply_common_options(r);
   Firmware fw = Firmware::open(required(r, "firmware"));
   M4_CHECK(r.count("text"), ErrorCode::kInvalidArgument, "missing required option --text (see --help)");
-  const std::string side = r["padding"].as<std::string>();
+  const std::string side = r["padding"].as<std::string>(), module = r["module"].as<std::string>();
   M4_CHECK(side == "left" || side == "right", ErrorCode::kInvalidArgument, "--padding must be left or right");
-  Tokenizer tok = fw.tokenizer();
-  auto [ids, mask] = encode_batch(tok, r["text"].as<std::vector<std::string>>(), side == "left",
-                                  std::max<int64_t>(tok.pad_id(), 0));
+  const auto texts = r["text"].as<std::vector<std::string>>();
+  at::Tensor ids, mask;
+  if (fw.module(module).arch == "clip_text") {
+    const FirmwareModule& m = fw.module(module);
+    M4_CHECK(m.assets.count("vocab.json") && m.assets.count("merges.txt"), ErrorCode::kMismatch, fw.dir().string(),
+             ": module '", module, "' has no vocab.json/merges.txt (hint: pass input_ids instead)");
+    ClipTokenizer tok = ClipTokenizer::load(fw.dir() / m.assets.at("vocab.json"), fw.dir() / m.assets.at("merges.txt"));
+    const int64_t max_len = ClipTextConfig::from_json(m.config, module).max_position_embeddings;
+    ClipBatch batch = tok.encode_batch(texts, max_len, /*pad_to_max_length=*/false);
+    ids = batch.input_ids;
+    mask = batch.attention_mask;
+  } else {
+    Tokenizer tok = fw.tokenizer(module);
+    std::tie(ids, mask) = encode_batch(tok, texts, side == "left", std::max<int64_t>(tok.pad_id(), 0));
+  }
   const fs::path out = required(r, "out");
   write_safetensors(out, {{"input_ids", ids}, {"attention_mask", mask}});
   std::cout << "wrote " << out.string() << ": input_ids " << ids.sizes() << "\n";

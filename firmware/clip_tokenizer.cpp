@@ -699,4 +699,6 @@ std::string ClipTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
   return text;
 }
 
+const std::array<std::string, 256>& clip_byte_symbols() { return byte_encoder(); }
+
 }  // namespace m4

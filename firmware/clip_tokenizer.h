@@ -2,6 +2,8 @@
 // transformers' CLIPTokenizer (tokenization_clip.py, 4.33) runs without ftfy.
 #pragma once
 
+#include <array>
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -47,6 +49,9 @@ struct ClipBatch {
 // no NFC normalisation (HF's BasicTokenizer applies it; precomposed text, the
 // usual case, is unaffected) and unassigned code points (category Cn) are kept
 // where HF drops them. Invalid UTF-8 bytes decode to U+FFFD and are dropped.
+// GPT-2's bytes_to_unicode(): the 256 UTF-8 symbols byte-level BPE uses for bytes.
+const std::array<std::string, 256>& clip_byte_symbols();
+
 class ClipTokenizer {
  public:
   // Throws m4::Error naming the file for a missing/unreadable file, a vocab.json

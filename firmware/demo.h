@@ -1,6 +1,7 @@
 // `m4forge firmware init-demo`: a small, deterministic firmware (same seed ->
-// same firmware_id) with every module that exists so far, randomly initialised,
-// for the quickstart and the tests. It is NOT a trained model.
+// same firmware_id) with every module (backbone, img_enc, txt_enc, aud_i_enc,
+// aud_b_enc, imu_enc), randomly initialised, for the quickstart and the tests.
+// It is NOT a trained model.
 #pragma once
 
 #include <cstdint>

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "firmware/atomic_file.h"
+#include "firmware/clip_tokenizer.h"
 #include "firmware/error.h"
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
@@ -388,9 +389,14 @@ ImportPlan plan_import(const std::string& slot, const fs::path& src) {
   for (const auto& a : p.arch->assets) {
     if (fs::exists(src / a)) p.assets.push_back(a);
   }
-  for (const auto& a : p.arch->required_assets) {
-    M4_CHECK(fs::exists(src / a), ErrorCode::kIo, src.string(), ": missing ", a, " (the ", p.arch->name,
-             " tokenizer needs it)");
+  if (!p.assets.empty() && p.assets.size() != p.arch->assets.size()) {
+    std::string all;
+    for (const auto& a : p.arch->assets) all += (all.empty() ? "" : " and ") + a;
+    M4_FAIL(ErrorCode::kIo, src.string(), ": has ", p.assets[0], " but not all of ", all,
+            " (the tokenizer needs every one)");
+  }
+  if (std::find(p.assets.begin(), p.assets.end(), "vocab.json") != p.assets.end()) {
+    ClipTokenizer::load(src / "vocab.json", src / "merges.txt");  // must parse
   }
   if (std::find(p.assets.begin(), p.assets.end(), "tokenizer.model") != p.assets.end()) {
     Tokenizer::load(src / "tokenizer.model");  // must parse

@@ -51,17 +51,17 @@ std::vector<ModuleArch> make_table() {
   };
   return {
       {"llama", "backbone", L::normalize, llama_internal, LlamaImpl::stored_name, L::shapes, L::validate,
-       L::summary, {"tokenizer.model"}, {}},
+       L::summary, {"tokenizer.model"}},
       {"clip_vision", "img_enc", CV::normalize, ClipVisionImpl::internal_name, ClipVisionImpl::stored_name,
-       cv_shapes, CV::validate, CV::summary, {}, {}},
+       cv_shapes, CV::validate, CV::summary, {}},
       {"clip_text", "txt_enc", CT::normalize, ClipTextImpl::internal_name, ClipTextImpl::stored_name, ct_shapes,
-       CT::validate, CT::summary, {"vocab.json", "merges.txt"}, {"vocab.json", "merges.txt"}},
+       CT::validate, CT::summary, {"vocab.json", "merges.txt"}},
       {"whisper_encoder", "aud_i_enc", W::normalize, WhisperEncoderImpl::internal_name,
-       WhisperEncoderImpl::stored_name, W::shapes, W::validate, W::summary, {}, {}},
+       WhisperEncoderImpl::stored_name, W::shapes, W::validate, W::summary, {}},
       {"ast", "aud_b_enc", A::normalize, AstImpl::internal_name, AstImpl::stored_name, A::shapes, A::validate,
-       A::summary, {}, {}},
+       A::summary, {}},
       {"imu", "imu_enc", I::normalize, ImuEncoderImpl::internal_name, ImuEncoderImpl::stored_name, I::shapes,
-       I::validate, I::summary, {}, {}},
+       I::validate, I::summary, {}},
   };
 }
 

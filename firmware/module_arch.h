@@ -29,10 +29,10 @@ struct ModuleArch {
   // Config against weights, without touching tensor data.
   void (*validate)(const nlohmann::json& config, const WeightSet& weights, const std::string& where);
   std::string (*summary)(const nlohmann::json& config);
-  // Tokenizer files of an HF directory that belong to the module (copied on
-  // import when present; `required` ones must be present).
+  // Tokenizer files of an HF directory that belong to the module: copied on
+  // import when present, all of them or none (a module without them runs
+  // from token ids).
   std::vector<std::string> assets;
-  std::vector<std::string> required_assets;
 };
 
 // Throws m4::Error naming the known architectures.

@@ -219,5 +219,111 @@ TEST_F(FirmwareCli, TokenizeThenForwardAndGenerateAreDeterministic) {
   expect_one_line_error(m4({"firmware", "generate", "--firmware", fw, "--prompt", "x", "--top-p", "0"}), {"top_p"});
 }
 
+// Every encoder fixture imported in one firmware; `firmware forward` on each
+// module reproduces the Hugging Face reference outputs.
+TEST_F(FirmwareCli, ImportEveryEncoderAndForwardMatchesTheHfReferences) {
+  const fs::path fw = tmp_ / "encoders";
+  const fs::path fx = test::fixtures();
+  CliRun imp = m4({"firmware", "import-hf", "--backbone", (fx / "llama").string(), "--img-enc",
+                   (fx / "clip_vision").string(), "--txt-enc", (fx / "clip_text").string(), "--aud-i-enc",
+                   (fx / "whisper").string(), "--aud-b-enc", (fx / "ast").string(), "--name", "tiny-all",
+                   "--version", "1.0.0", "--out", fw.string()});
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  // Whisper's decoder is not part of the encoder module: the import keeps the encoder only.
+  SafetensorsFile enc = SafetensorsFile::open(fw / "aud_i_enc/model.safetensors");
+  for (const auto& t : enc.tensors()) EXPECT_EQ(t.name.rfind("model.encoder.", 0), 0u) << t.name;
+  EXPECT_EQ(m4({"firmware", "inspect", fw.string(), "--verify"}).code, 0);
+
+  struct Case {
+    const char* module;
+    const char* dir;
+    const char* ref_file;
+    std::vector<std::string> inputs, outputs;
+  };
+  const std::vector<Case> cases = {
+      {"img_enc", "clip_vision", "reference.safetensors", {"pixel_values"},
+       {"last_hidden_state", "pooler_output", "hidden_states.0", "hidden_states.2"}},
+      {"txt_enc", "clip_text", "reference.safetensors", {"input_ids", "attention_mask"},
+       {"last_hidden_state", "text_embeds", "hidden_states.1"}},
+      {"aud_i_enc", "whisper", "encoder_reference.safetensors", {"input_features"},
+       {"last_hidden_state", "hidden_states.0", "hidden_states.2"}},
+      {"aud_b_enc", "ast", "reference.safetensors", {"input_values"},
+       {"last_hidden_state", "pooler_output", "hidden_states.1"}},
+  };
+  for (const auto& c : cases) {
+    SafetensorsFile ref = SafetensorsFile::open(fx / c.dir / c.ref_file);
+    NamedTensors in;
+    for (const auto& n : c.inputs) in.emplace_back(n, ref.tensor(n));
+    const fs::path ip = tmp_ / (std::string(c.module) + ".in.safetensors");
+    const fs::path op = tmp_ / (std::string(c.module) + ".out.safetensors");
+    write_safetensors(ip, in);
+    CliRun r = m4({"firmware", "forward", "--firmware", fw.string(), "--module", c.module, "--input", ip.string(),
+                   "--out", op.string()});
+    ASSERT_EQ(r.code, 0) << c.module << ": " << r.err;
+    SafetensorsFile out = SafetensorsFile::open(op);
+    for (const auto& n : c.outputs) {
+      ASSERT_TRUE(out.contains(n)) << c.module << " " << n;
+      const double d = test::max_abs_diff(out.tensor(n), ref.tensor(n));
+      std::cout << "[parity] CLI forward " << c.module << " " << n << " max |diff| = " << d << "\n";
+      EXPECT_LT(d, 1e-4) << c.module << " " << n;
+    }
+  }
+}
+
+// The demo firmware has every module; each runs from raw inputs through the CLI.
+TEST_F(FirmwareCli, DemoRunsEveryModuleFromRawInputs) {
+  const std::string fw = demo("fw");
+  auto run = [&](const std::string& module, const NamedTensors& inputs) {
+    const fs::path ip = tmp_ / (module + ".in.safetensors"), op = tmp_ / (module + ".out.safetensors");
+    write_safetensors(ip, inputs);
+    CliRun r = m4({"firmware", "forward", "--firmware", fw, "--module", module, "--input", ip.string(), "--out",
+                   op.string()});
+    EXPECT_EQ(r.code, 0) << module << ": " << r.err;
+    return SafetensorsFile::open(op);
+  };
+  // uint8 pixels of another size: CLIP preprocessing resizes and crops to 32.
+  auto img = run("img_enc", {{"pixels", at::randint(0, 256, {2, 3, 40, 48}, at::kByte)}});
+  EXPECT_EQ(img.tensor("pixel_values").sizes(), at::IntArrayRef({2, 3, 32, 32}));
+  EXPECT_EQ(img.tensor("image_embeds").sizes(), at::IntArrayRef({2, 64}));
+  // One second of a 440 Hz tone at 16 kHz: the log-mel frontend pads to the
+  // encoder's 200 frames.
+  at::Tensor t = at::arange(16000, at::kFloat) / 16000.0;
+  auto aud = run("aud_i_enc", {{"audio", at::sin(t * 2 * M_PI * 440).unsqueeze(0)}});
+  EXPECT_EQ(aud.tensor("input_features").sizes(), at::IntArrayRef({1, 80, 200}));
+  EXPECT_EQ(aud.tensor("last_hidden_state").sizes(), at::IntArrayRef({1, 100, 64}));
+  auto ast = run("aud_b_enc", {{"input_values", at::randn({1, 64, 32})}});
+  EXPECT_EQ(ast.tensor("pooler_output").sizes(), at::IntArrayRef({1, 64}));
+  auto imu = run("imu_enc", {{"imu", at::randn({3, 128, 6})}});
+  EXPECT_EQ(imu.tensor("imu_embeds").sizes(), at::IntArrayRef({3, 64}));
+  EXPECT_EQ(imu.tensor("last_hidden_state").sizes(), at::IntArrayRef({3, 17, 64}));
+  // Text through the CLIP BPE tokenizer the demo ships.
+  const fs::path ids = tmp_ / "ids.safetensors";
+  CliRun tok = m4({"firmware", "tokenize", "--firmware", fw, "--module", "txt_enc", "--text",
+                   "There is a photo of a cat.", "--text", "free software", "--out", ids.string()});
+  ASSERT_EQ(tok.code, 0) << tok.err;
+  SafetensorsFile ids_file = SafetensorsFile::open(ids);
+  auto txt = run("txt_enc", {{"input_ids", ids_file.tensor("input_ids")},
+                             {"attention_mask", ids_file.tensor("attention_mask")}});
+  EXPECT_EQ(txt.tensor("text_embeds").sizes(), at::IntArrayRef({2, 64}));
+
+  // Wrong inputs: one line each, naming the input file and the problem.
+  const fs::path bad = tmp_ / "bad.safetensors", out = tmp_ / "o.safetensors";
+  auto bad_run = [&](const std::string& module, const NamedTensors& inputs, std::initializer_list<std::string> needles) {
+    write_safetensors(bad, inputs);
+    expect_one_line_error(
+        m4({"firmware", "forward", "--firmware", fw, "--module", module, "--input", bad.string(), "--out", out.string()}),
+        needles);
+  };
+  bad_run("img_enc", {{"pixels", at::zeros({1, 4, 32, 32}, at::kByte)}}, {bad.string(), "channel"});
+  bad_run("img_enc", {{"pixel_values", at::zeros({3, 32, 32})}}, {bad.string()});
+  bad_run("imu_enc", {{"imu", at::zeros({1, 100, 6})}}, {bad.string(), "100", "128"});
+  bad_run("imu_enc", {{"imu", at::zeros({1, 128, 3})}}, {bad.string(), "(batch, time, 6)"});
+  bad_run("aud_i_enc", {{"audio", at::zeros({1, 2, 16000})}}, {bad.string()});
+  bad_run("aud_i_enc", {{"input_features", at::zeros({1, 80, 100})}}, {bad.string(), "200"});
+  bad_run("txt_enc", {{"input_ids", at::ones({1, 40}, at::kLong)}}, {bad.string(), "40", "32"});
+  bad_run("aud_b_enc", {{"pixels", at::zeros({1}, at::kByte)}}, {"unexpected input 'pixels'", "aud_b_enc"});
+  EXPECT_FALSE(fs::exists(out));
+}
+
 }  // namespace
 }  // namespace m4
