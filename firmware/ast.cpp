@@ -6,6 +6,7 @@
 
 #include "firmware/atomic_file.h"
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {
@@ -13,7 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 // HF per-layer names (after "encoder.layer.{i}.") -> internal (after "layers.{i}.").
 // Matched by prefix, so ".weight"/".bias" carry over.
@@ -48,7 +48,7 @@ bool map_prefix(std::string* n, const std::vector<std::pair<std::string, std::st
   for (const auto& [hf, internal] : table) {
     const std::string& from = reverse ? internal : hf;
     const std::string& to = reverse ? hf : internal;
-    if (starts_with(*n, from)) {
+    if (n->starts_with(from)) {
       *n = to + n->substr(from.size());
       return true;
     }
@@ -127,23 +127,12 @@ AstConfig AstConfig::from_json(const json& j, const std::string& where) {
       problems.push_back("patch_size " + std::to_string(c.patch_size) + " exceeds max_length " +
                          std::to_string(c.max_length));
   }
-  if (!problems.empty()) {
-    std::string all;
-    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-    M4_FAIL(ErrorCode::kBadInput, where, ": ", all);
-  }
+  check_problems(problems, where);
   return c;
 }
 
 AstConfig AstConfig::from_file(const std::filesystem::path& config_json) {
-  std::string text = read_text_file(config_json, 16 << 20);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    M4_FAIL(ErrorCode::kBadInput, config_json.string(), ": not valid JSON (", e.what(), ")");
-  }
-  return from_json(j, config_json.string());
+  return from_json(read_json_file(config_json), config_json.string());
 }
 
 json AstConfig::to_json() const {
@@ -184,9 +173,9 @@ at::Tensor AstPatchEmbeddingImpl::forward(const at::Tensor& x) {
 
 std::string AstImpl::internal_name(const std::string& stored) {
   std::string n = stored;
-  if (starts_with(n, "audio_spectrogram_transformer.")) n = n.substr(30);
-  if (starts_with(n, "classifier.")) return "";  // ASTForAudioClassification's head
-  if (starts_with(n, "encoder.layer.")) {
+  if (n.starts_with("audio_spectrogram_transformer.")) n = n.substr(30);
+  if (n.starts_with("classifier.")) return "";  // ASTForAudioClassification's head
+  if (n.starts_with("encoder.layer.")) {
     n = n.substr(14);  // "{i}.rest"
     const size_t dot = n.find('.');
     if (dot == std::string::npos) return stored;
@@ -222,7 +211,7 @@ std::map<std::string, std::vector<int64_t>> AstImpl::expected_shapes(const AstCo
 
 std::map<std::string, std::string> AstImpl::validate(const AstConfig& c, const WeightSet& w, const std::string& where) {
   bool prefixed = false;
-  for (const auto& n : w.names()) prefixed = prefixed || starts_with(n, "audio_spectrogram_transformer.");
+  for (const auto& n : w.names()) prefixed = prefixed || n.starts_with("audio_spectrogram_transformer.");
   auto spelled = [&](const std::string& internal) {
     return (prefixed ? "audio_spectrogram_transformer." : "") + stored_name(internal);
   };
@@ -231,7 +220,7 @@ std::map<std::string, std::string> AstImpl::validate(const AstConfig& c, const W
 
 std::string AstImpl::stored_name(const std::string& internal) {
   std::string n = internal;
-  if (starts_with(n, "layers.")) {
+  if (n.starts_with("layers.")) {
     n = n.substr(7);
     const size_t dot = n.find('.');
     std::string rest = n.substr(dot + 1);

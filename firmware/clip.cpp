@@ -7,27 +7,15 @@
 #include <sstream>
 
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {
 namespace {
 using json = nlohmann::json;
 
-bool starts_with(const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; }
-bool ends_with(const std::string& s, std::string_view p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
 
 // The most negative finite value of a floating dtype (HF's torch.finfo(dtype).min).
-double lowest(at::ScalarType t) {
-  switch (t) {
-    case at::kDouble: return std::numeric_limits<double>::lowest();
-    case at::kHalf: return -65504.0;
-    case at::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
-    default: return static_cast<double>(std::numeric_limits<float>::lowest());
-  }
-}
-
 // Reads typed fields of one JSON object, collecting problems instead of throwing.
 // `prefix` ("vision_config.") qualifies the names in messages.
 struct FieldReader {
@@ -130,28 +118,25 @@ void check_common(const FieldReader& r, int64_t hidden, int64_t heads, double ep
 }
 
 void fail_if_any(const std::vector<std::string>& problems, const std::string& where) {
-  if (problems.empty()) return;
-  std::string all;
-  for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-  M4_FAIL(ErrorCode::kBadInput, where, ": ", all);
+  check_problems(problems, where);
 }
 
 std::string vision_stored_name(const std::string& internal) {
   if (internal == "visual_projection.weight") return internal;
-  if (starts_with(internal, "layers.")) return "vision_model.encoder." + internal;
+  if (internal.starts_with("layers.")) return "vision_model.encoder." + internal;
   return "vision_model." + internal;
 }
 
 std::string text_stored_name(const std::string& internal) {
   if (internal == "text_projection.weight") return internal;
-  if (starts_with(internal, "layers.")) return "text_model.encoder." + internal;
+  if (internal.starts_with("layers.")) return "text_model.encoder." + internal;
   return "text_model." + internal;
 }
 
 // HF's name under `prefix` ("vision_model.") -> internal ("encoder.layers." -> "layers.").
 std::string strip_tower_prefix(const std::string& stored, std::string_view prefix) {
-  std::string name = starts_with(stored, prefix) ? stored.substr(prefix.size()) : stored;
-  if (starts_with(name, "encoder.layers.")) name = name.substr(8);
+  std::string name = stored.starts_with(prefix) ? stored.substr(prefix.size()) : stored;
+  if (name.starts_with("encoder.layers.")) name = name.substr(8);
   return name;
 }
 
@@ -332,8 +317,8 @@ std::string ClipVisionImpl::stored_name(const std::string& internal) { return vi
 std::string ClipTextImpl::stored_name(const std::string& internal) { return text_stored_name(internal); }
 
 std::string ClipVisionImpl::internal_name(const std::string& stored) {
-  if (stored == "logit_scale" || starts_with(stored, "text_model.") || starts_with(stored, "text_projection.") ||
-      ends_with(stored, "embeddings.position_ids")) {
+  if (stored == "logit_scale" || stored.starts_with("text_model.") || stored.starts_with("text_projection.") ||
+      stored.ends_with("embeddings.position_ids")) {
     return "";
   }
   return strip_tower_prefix(stored, "vision_model.");
@@ -421,8 +406,8 @@ EncoderOutput ClipVisionImpl::forward(const at::Tensor& pixel_values, bool hidde
 // ---- text tower ------------------------------------------------------------
 
 std::string ClipTextImpl::internal_name(const std::string& stored) {
-  if (stored == "logit_scale" || starts_with(stored, "vision_model.") || starts_with(stored, "visual_projection.") ||
-      ends_with(stored, "embeddings.position_ids")) {
+  if (stored == "logit_scale" || stored.starts_with("vision_model.") || stored.starts_with("visual_projection.") ||
+      stored.ends_with("embeddings.position_ids")) {
     return "";
   }
   return strip_tower_prefix(stored, "text_model.");
@@ -498,13 +483,13 @@ EncoderOutput ClipTextImpl::forward(const at::Tensor& input_ids, const at::Tenso
   const auto fopts = at::TensorOptions().dtype(dtype_).device(dev);
   const auto lopts = at::TensorOptions().dtype(at::kLong).device(dev);
   at::Tensor future = at::arange(T, lopts).view({1, T}) > at::arange(T, lopts).view({T, 1});
-  at::Tensor mask = at::zeros({1, 1, T, T}, fopts).masked_fill(future.view({1, 1, T, T}), lowest(dtype_));
+  at::Tensor mask = at::zeros({1, 1, T, T}, fopts).masked_fill(future.view({1, 1, T, T}), mask_fill_value(dtype_));
   if (attention_mask.defined()) {
     M4_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == T,
              ErrorCode::kInvalidArgument, where_, ": attention_mask must be (", B, ", ", T, "), found shape ",
              shape_str(attention_mask.sizes()));
     at::Tensor pad =
-        at::zeros({B, 1, 1, T}, fopts).masked_fill(attention_mask.to(dev).eq(0).view({B, 1, 1, T}), lowest(dtype_));
+        at::zeros({B, 1, 1, T}, fopts).masked_fill(attention_mask.to(dev).eq(0).view({B, 1, 1, T}), mask_fill_value(dtype_));
     mask = mask + pad;  // (B, 1, T, T)
   }
 

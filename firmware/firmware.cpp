@@ -12,6 +12,7 @@
 #include "firmware/atomic_file.h"
 #include "firmware/clip_tokenizer.h"
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
 #include "firmware/safetensors.h"
@@ -124,11 +125,7 @@ FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& w
       m.modules[it.key()] = std::move(mod);
     }
   }
-  if (!problems.empty()) {
-    std::string all;
-    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-    M4_FAIL(ErrorCode::kBadInput, where, ": ", all);
-  }
+  check_problems(problems, where);
   return m;
 }
 
@@ -218,13 +215,7 @@ Firmware Firmware::open(const fs::path& dir) {
   M4_CHECK(fs::is_directory(dir), ErrorCode::kIo, dir.string(), ": not a firmware directory (does not exist)");
   M4_CHECK(fs::exists(mpath), ErrorCode::kIo, dir.string(), ": no ", fwkeys::kManifestFile,
            " (hint: create one with `m4forge firmware import-hf` or `init-demo`)");
-  json j;
-  try {
-    j = json::parse(read_text_file(mpath));
-  } catch (const json::exception& e) {
-    M4_FAIL(ErrorCode::kBadInput, mpath.string(), ": not valid JSON (", e.what(), ")");
-  }
-  f.manifest_ = FirmwareManifest::from_json(j, mpath.string());
+  f.manifest_ = FirmwareManifest::from_json(read_json_file(mpath), mpath.string());
   for (const auto& [name, m] : f.manifest_.modules) {
     std::vector<std::string> listed = m.weights;
     for (const auto& [role, rel] : m.assets) listed.push_back(rel);
@@ -375,13 +366,7 @@ ImportPlan plan_import(const std::string& slot, const fs::path& src) {
   p.src = src;
   M4_CHECK(fs::is_directory(src), ErrorCode::kIo, src.string(), ": not a directory (--", slot, ")");
   const fs::path cfg = src / "config.json";
-  json j;
-  try {
-    j = json::parse(read_text_file(cfg));
-  } catch (const json::exception& e) {
-    M4_FAIL(ErrorCode::kBadInput, cfg.string(), ": not valid JSON (", e.what(), ")");
-  }
-  p.config = p.arch->normalize(j, cfg.string());
+  p.config = p.arch->normalize(read_json_file(cfg), cfg.string());
   WeightSet ws = WeightSet::open_hf_dir(src);
   p.arch->validate(p.config, ws, src.string());
   for (const auto& f : ws.files()) p.files.push_back(f.path().filename().string());

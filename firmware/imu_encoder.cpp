@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {
@@ -49,11 +50,7 @@ ImuEncoderConfig ImuEncoderConfig::from_json(const json& j, const std::string& w
       problems.push_back("hidden_size " + std::to_string(c.hidden_size) + " is not divisible by num_attention_heads " +
                          std::to_string(c.num_attention_heads));
   }
-  if (!problems.empty()) {
-    std::string all;
-    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-    M4_FAIL(ErrorCode::kBadInput, where, ": ", all);
-  }
+  check_problems(problems, where);
   activation_from_name(c.hidden_act, where);
   return c;
 }

@@ -16,17 +16,6 @@
 namespace m4 {
 namespace {
 
-// The most negative finite value of a floating dtype: HF masks with it (not
-// -inf) so that fully masked rows give a uniform softmax instead of NaN.
-double lowest(at::ScalarType t) {
-  switch (t) {
-    case at::kDouble: return std::numeric_limits<double>::lowest();
-    case at::kHalf: return -65504.0;
-    case at::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
-    default: return static_cast<double>(std::numeric_limits<float>::lowest());
-  }
-}
-
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t h = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
@@ -294,7 +283,7 @@ LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at:
     allowed = allowed.logical_and(attention_mask.to(dev).ne(0).view({B, 1, 1, S}));
   }
   at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(dev))
-                        .masked_fill(allowed.logical_not(), lowest(dtype_));
+                        .masked_fill(allowed.logical_not(), mask_fill_value(dtype_));
 
   LlamaOutput out;
   for (size_t i = 0; i < layer_list_.size(); ++i) {

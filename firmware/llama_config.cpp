@@ -6,6 +6,7 @@
 
 #include "firmware/atomic_file.h"
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 
 namespace m4 {
 using json = nlohmann::json;
@@ -140,23 +141,12 @@ LlamaConfig LlamaConfig::from_json(const json& j, const std::string& where) {
     if (c.rms_norm_eps <= 0) problems.push_back("rms_norm_eps must be positive");
     if (c.rope_theta <= 0) problems.push_back("rope_theta must be positive");
   }
-  if (!problems.empty()) {
-    std::string all;
-    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-    M4_FAIL(ErrorCode::kBadInput, where, ": ", all);
-  }
+  check_problems(problems, where);
   return c;
 }
 
 LlamaConfig LlamaConfig::from_file(const std::filesystem::path& config_json) {
-  std::string text = read_text_file(config_json, 16 << 20);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    M4_FAIL(ErrorCode::kBadInput, config_json.string(), ": not valid JSON (", e.what(), ")");
-  }
-  return from_json(j, config_json.string());
+  return from_json(read_json_file(config_json), config_json.string());
 }
 
 json LlamaConfig::to_json() const {

@@ -2,9 +2,11 @@
 #include "firmware/transformer_encoder.h"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 #include "firmware/safetensors.h"
 #include "firmware/weight_set.h"
 
@@ -26,6 +28,15 @@ std::string shape_str(at::IntArrayRef s) {
   for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
   os << "]";
   return os.str();
+}
+
+double mask_fill_value(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return std::numeric_limits<double>::lowest();
+    case at::kHalf: return -65504.0;
+    case at::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    default: return static_cast<double>(std::numeric_limits<float>::lowest());
+  }
 }
 
 Activation activation_from_name(const std::string& name, const std::string& where) {
@@ -159,10 +170,8 @@ std::map<std::string, std::string> validate_weights(
   if (!missing.empty()) problems.insert(problems.begin(), "missing tensors: " + join_limited(missing));
   if (!unexpected.empty()) problems.push_back("unexpected tensors: " + join_limited(unexpected));
   if (!problems.empty()) {
-    std::string all;
-    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-    M4_FAIL(ErrorCode::kMismatch, where, ": ", all,
-            " (hint: config.json and the weights must come from the same checkpoint)");
+    problems.push_back("hint: config.json and the weights must come from the same checkpoint");
+    check_problems(problems, where, ErrorCode::kMismatch);
   }
   return by_internal;
 }

@@ -30,6 +30,10 @@ struct EncoderOutput {
   std::vector<at::Tensor> hidden_states;  // L+1 x (B, T, C), HF's convention per encoder
 };
 
+// The most negative finite value of a floating dtype: HF masks attention with
+// it (not -inf) so that fully masked rows give a uniform softmax, not NaN.
+double mask_fill_value(at::ScalarType t);
+
 enum class Activation { kGelu, kGeluTanh, kQuickGelu };
 // "gelu", "gelu_new"/"gelu_pytorch_tanh", "quick_gelu"; throws for others.
 Activation activation_from_name(const std::string& name, const std::string& where);

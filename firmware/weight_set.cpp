@@ -6,6 +6,7 @@
 
 #include "firmware/atomic_file.h"
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 
 namespace m4 {
 namespace fs = std::filesystem;
@@ -29,12 +30,7 @@ WeightSet WeightSet::open_hf_dir(const fs::path& dir) {
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    json j;
-    try {
-      j = json::parse(read_text_file(index));
-    } catch (const json::exception& e) {
-      M4_FAIL(ErrorCode::kBadInput, index.string(), ": not valid JSON (", e.what(), ")");
-    }
+    const json j = read_json_file(index);
     M4_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
              ErrorCode::kBadInput, index.string(), ": missing object 'weight_map'");
     std::vector<std::string> shards;

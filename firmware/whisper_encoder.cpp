@@ -6,6 +6,7 @@
 
 #include "firmware/atomic_file.h"
 #include "firmware/error.h"
+#include "firmware/json_file.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {
@@ -16,7 +17,6 @@ using json = nlohmann::json;
 // HF's WhisperEncoderLayer / WhisperEncoder use nn.LayerNorm's default eps.
 constexpr double kLayerNormEps = 1e-5;
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 // HF per-layer parts -> internal parts (inside "layers.{i}."); the attention
 // projections keep their names.
@@ -89,23 +89,12 @@ WhisperEncoderConfig WhisperEncoderConfig::from_json(const json& j, const std::s
     problems.push_back("d_model " + std::to_string(c.d_model) + " is not divisible by encoder_attention_heads " +
                        std::to_string(c.encoder_attention_heads));
   }
-  if (!problems.empty()) {
-    std::string all;
-    for (size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
-    M4_FAIL(ErrorCode::kBadInput, where, ": ", all);
-  }
+  check_problems(problems, where);
   return c;
 }
 
 WhisperEncoderConfig WhisperEncoderConfig::from_file(const std::filesystem::path& config_json) {
-  std::string text = read_text_file(config_json, 16 << 20);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    M4_FAIL(ErrorCode::kBadInput, config_json.string(), ": not valid JSON (", e.what(), ")");
-  }
-  return from_json(j, config_json.string());
+  return from_json(read_json_file(config_json), config_json.string());
 }
 
 json WhisperEncoderConfig::to_json() const {
@@ -134,10 +123,10 @@ at::Tensor WhisperConv1dImpl::forward(const at::Tensor& x) { return at::conv1d(x
 
 std::string WhisperEncoderImpl::internal_name(const std::string& stored) {
   std::string n = stored;
-  if (starts_with(n, "model.")) n = n.substr(6);
-  if (!starts_with(n, "encoder.")) return "";  // decoder, proj_out, ...: not ours
+  if (n.starts_with("model.")) n = n.substr(6);
+  if (!n.starts_with("encoder.")) return "";  // decoder, proj_out, ...: not ours
   n = n.substr(8);
-  return starts_with(n, "layers.") ? map_layer_part(n, false) : n;
+  return n.starts_with("layers.") ? map_layer_part(n, false) : n;
 }
 
 std::map<std::string, std::vector<int64_t>> WhisperEncoderImpl::expected_shapes(const WhisperEncoderConfig& c) {
@@ -159,11 +148,11 @@ std::map<std::string, std::string> WhisperEncoderImpl::validate(const WhisperEnc
   // Name missing tensors the way this file spells the others.
   bool bare = false;
   for (const auto& n : w.names()) {
-    if (starts_with(n, "model.encoder.")) {
+    if (n.starts_with("model.encoder.")) {
       bare = false;
       break;
     }
-    if (starts_with(n, "encoder.")) bare = true;
+    if (n.starts_with("encoder.")) bare = true;
   }
   auto spelled = [&](const std::string& internal) {
     const std::string n = stored_name(internal);
@@ -173,7 +162,7 @@ std::map<std::string, std::string> WhisperEncoderImpl::validate(const WhisperEnc
 }
 
 std::string WhisperEncoderImpl::stored_name(const std::string& internal) {
-  return "model.encoder." + (starts_with(internal, "layers.") ? map_layer_part(internal, true) : internal);
+  return "model.encoder." + (internal.starts_with("layers.") ? map_layer_part(internal, true) : internal);
 }
 
 WhisperEncoderImpl::WhisperEncoderImpl(const WhisperEncoderConfig& c, const WeightSet& w, const std::string& where,
