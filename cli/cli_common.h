@@ -16,5 +16,6 @@ void apply_common_options(const cxxopts::ParseResult& r);
 std::string required(const cxxopts::ParseResult& r, const std::string& name);
 
 int run_firmware(int argc, char** argv);
+int run_path(int argc, char** argv);
 
 }  // namespace m4::cli

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "cli/cli_common.h"
+#include "cli/module_runner.h"
 #include "firmware/demo.h"
 #include "firmware/error.h"
 #include "firmware/firmware.h"
@@ -188,23 +189,16 @@ void add_encoder_outputs(const EncoderOutput& out, const std::string& embeds_nam
     outs->emplace_back("hidden_states." + std::to_string(k), f32(out.hidden_states[k]));
 }
 
-NamedTensors run_module(const Firmware& fw, const std::string& module, const fs::path& in_path) {
-  NamedTensors outs;
+}  // namespace
+
+EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::path& in_path) {
+  EncoderRun run;
   auto t0 = Clock::now();
-  auto loaded = [&] { spdlog::info("loaded {} of {}@{} in {:.3f} s", module, fw.manifest().name, fw.manifest().version, seconds_since(t0)); };
+  auto loaded = [&] {
+    spdlog::info("loaded {} of {}@{} in {:.3f} s", module, fw.manifest().name, fw.manifest().version, seconds_since(t0));
+  };
   const std::string arch = fw.module(module).arch;
-  if (arch == "llama") {
-    ForwardInputs in(in_path, module, {"input_ids", "attention_mask", "position_ids"});
-    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
-    auto model = fw.load_backbone({});
-    loaded();
-    LlamaForwardOptions fo;
-    fo.hidden_states = true;
-    LlamaOutput out = model->forward(in.get("input_ids"), in.get("attention_mask"), in.get("position_ids"), nullptr, fo);
-    outs.emplace_back("logits", out.logits);
-    for (size_t k = 0; k < out.hidden_states.size(); ++k)
-      outs.emplace_back("hidden_states." + std::to_string(k), out.hidden_states[k].to(at::kFloat));
-  } else if (arch == "clip_vision") {
+  if (arch == "clip_vision") {
     ForwardInputs in(in_path, module, {"pixel_values", "pixels"});
     M4_CHECK(in.has("pixel_values") != in.has("pixels"), ErrorCode::kInvalidArgument, in_path.string(),
              ": give exactly one of 'pixel_values' (B,3,H,W) normalised f32 or 'pixels' (B,C,H,W) uint8");
@@ -213,15 +207,17 @@ NamedTensors run_module(const Firmware& fw, const std::string& module, const fs:
     at::Tensor pv = in.get("pixel_values");
     if (!pv.defined()) {
       pv = clip_preprocess(in.get("pixels"), model->config().image_size);
-      outs.emplace_back("pixel_values", pv);
+      run.derived.emplace_back("pixel_values", pv);
     }
-    add_encoder_outputs(model->forward(pv, true), "image_embeds", &outs);
+    run.out = model->forward(pv, true);
+    run.embeds_name = "image_embeds";
   } else if (arch == "clip_text") {
     ForwardInputs in(in_path, module, {"input_ids", "attention_mask"});
     M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
     auto model = fw.load_module<ClipTextConfig, ClipTextImpl>(module);
     loaded();
-    add_encoder_outputs(model->forward(in.get("input_ids"), in.get("attention_mask"), true), "text_embeds", &outs);
+    run.out = model->forward(in.get("input_ids"), in.get("attention_mask"), true);
+    run.embeds_name = "text_embeds";
   } else if (arch == "whisper_encoder") {
     ForwardInputs in(in_path, module, {"input_features", "audio"});
     M4_CHECK(in.has("input_features") != in.has("audio"), ErrorCode::kInvalidArgument, in_path.string(),
@@ -234,25 +230,48 @@ NamedTensors run_module(const Firmware& fw, const std::string& module, const fs:
       lo.n_mels = model->config().num_mel_bins;
       lo.frames = model->config().frames();
       features = whisper_log_mel(in.get("audio"), lo);
-      outs.emplace_back("input_features", features);
+      run.derived.emplace_back("input_features", features);
     }
-    add_encoder_outputs(model->forward(features, true), "embeds", &outs);
+    run.out = model->forward(features, true);
   } else if (arch == "ast") {
     ForwardInputs in(in_path, module, {"input_values"});
     M4_CHECK(in.has("input_values"), ErrorCode::kInvalidArgument, in_path.string(),
              ": missing input 'input_values' (B, time, mel)");
     auto model = fw.load_module<AstConfig, AstImpl>(module);
     loaded();
-    add_encoder_outputs(model->forward(in.get("input_values"), true), "embeds", &outs);
+    run.out = model->forward(in.get("input_values"), true);
   } else if (arch == "imu") {
     ForwardInputs in(in_path, module, {"imu"});
     M4_CHECK(in.has("imu"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'imu' (B, T, 6)");
     auto model = fw.load_module<ImuEncoderConfig, ImuEncoderImpl>(module);
     loaded();
-    add_encoder_outputs(model->forward(in.get("imu"), true), "imu_embeds", &outs);
+    run.out = model->forward(in.get("imu"), true);
+    run.embeds_name = "imu_embeds";
   } else {
-    M4_FAIL(ErrorCode::kInvalidArgument, "module '", module, "' (arch ", arch, ") cannot be run by forward yet");
+    M4_FAIL(ErrorCode::kInvalidArgument, "module '", module, "' (arch ", arch, ") is not an encoder");
   }
+  return run;
+}
+
+namespace {
+
+NamedTensors run_module(const Firmware& fw, const std::string& module, const fs::path& in_path) {
+  NamedTensors outs;
+  if (fw.module(module).arch == "llama") {
+    ForwardInputs in(in_path, module, {"input_ids", "attention_mask", "position_ids"});
+    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
+    auto model = fw.load_backbone({});
+    LlamaForwardOptions fo;
+    fo.hidden_states = true;
+    LlamaOutput out = model->forward(in.get("input_ids"), in.get("attention_mask"), in.get("position_ids"), nullptr, fo);
+    outs.emplace_back("logits", out.logits);
+    for (size_t k = 0; k < out.hidden_states.size(); ++k)
+      outs.emplace_back("hidden_states." + std::to_string(k), out.hidden_states[k].to(at::kFloat));
+    return outs;
+  }
+  EncoderRun run = run_encoder(fw, module, in_path);
+  outs = run.derived;
+  add_encoder_outputs(run.out, run.embeds_name, &outs);
   return outs;
 }
 

@@ -22,7 +22,8 @@ constexpr const char* kUsage =
     "  firmware inspect     show a firmware's modules and firmware_id (--verify recomputes it)\n"
     "  firmware forward     run one module on named input tensors (safetensors in/out)\n"
     "  firmware tokenize    turn text into input_ids/attention_mask (safetensors)\n"
-    "  firmware generate    generate text with the backbone (greedy or sampled)\n";
+    "  firmware generate    generate text with the backbone (greedy or sampled)\n"
+    "  path                 run an execution path (1 encoder->backbone, 2 encoders, 3 backbone)\n";
 
 std::string one_line(std::string s) {
   for (char& c : s) {
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "firmware") return m4::cli::run_firmware(argc - 1, argv + 1);
+    if (cmd == "path") return m4::cli::run_path(argc - 1, argv + 1);
     std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const m4::Error& e) {

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 namespace m4 {
@@ -69,6 +71,21 @@ CpuRuntime configure_cpu_runtime(int threads) {
     at::set_num_threads(threads);
   }
   return cpu_runtime();
+}
+
+ProcessMemory process_memory() {
+  ProcessMemory m;
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    auto value = [&](const char* key, int64_t* out) {
+      if (line.rfind(key, 0) == 0) *out = std::atoll(line.c_str() + std::strlen(key));
+    };
+    value("VmRSS:", &m.rss_kib);
+    value("VmHWM:", &m.peak_kib);
+    value("RssAnon:", &m.anon_kib);
+    value("RssFile:", &m.file_kib);
+  }
+  return m;
 }
 
 }  // namespace m4

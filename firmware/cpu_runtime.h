@@ -20,4 +20,12 @@ struct CpuRuntime {
 CpuRuntime configure_cpu_runtime(int threads);
 CpuRuntime cpu_runtime();
 
+// This process's memory from /proc/self/status, in KiB: resident now, peak,
+// and the resident split into anonymous (private) and file-backed (mapped
+// weights: shared page cache, not a copy) pages.
+struct ProcessMemory {
+  int64_t rss_kib = 0, peak_kib = 0, anon_kib = 0, file_kib = 0;
+};
+ProcessMemory process_memory();
+
 }  // namespace m4

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "firmware/error.h"
+#include "firmware/paths.h"
 #include "firmware/transformer_encoder.h"
 #include "firmware/weight_set.h"
 
@@ -234,9 +235,7 @@ KVCache LlamaImpl::new_cache(int64_t batch, int64_t capacity) const {
   return c;
 }
 
-LlamaOutput LlamaImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                               const at::Tensor& position_ids, KVCache* cache,
-                               const LlamaForwardOptions& options) {
+at::Tensor LlamaImpl::forward_embeds_of(const at::Tensor& input_ids) {
   M4_CHECK(input_ids.dim() == 2, ErrorCode::kInvalidArgument, "input_ids must be (batch, seq), found ",
            shape_str(input_ids.sizes()));
   M4_CHECK(input_ids.scalar_type() == at::kLong || input_ids.scalar_type() == at::kInt,
@@ -247,7 +246,13 @@ LlamaOutput LlamaImpl::forward(const at::Tensor& input_ids, const at::Tensor& at
     M4_CHECK(lo >= 0 && hi < config_.vocab_size, ErrorCode::kInvalidArgument, "input_ids holds token id ",
              lo < 0 ? lo : hi, ", outside the vocabulary of ", config_.vocab_size);
   }
-  return forward_embeds(embed_tokens(input_ids.to(at::kLong)), attention_mask, position_ids, cache, options);
+  return embed_tokens(input_ids.to(at::kLong));
+}
+
+LlamaOutput LlamaImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                               const at::Tensor& position_ids, KVCache* cache,
+                               const LlamaForwardOptions& options) {
+  return forward_embeds(forward_embeds_of(input_ids), attention_mask, position_ids, cache, options);
 }
 
 LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
@@ -301,25 +306,35 @@ LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at:
 }
 
 at::Tensor generate(LlamaImpl& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                    const GenerateOptions& o) {
+                    const GenerateOptions& o, const at::Tensor& prefix) {
   M4_CHECK(input_ids.dim() == 2 && input_ids.size(1) > 0, ErrorCode::kInvalidArgument,
            "generate needs input_ids (batch, seq>0), found ", shape_str(input_ids.sizes()));
   M4_CHECK(o.max_new_tokens >= 0, ErrorCode::kInvalidArgument, "max_new_tokens must be >= 0");
   M4_CHECK(o.temperature >= 0, ErrorCode::kInvalidArgument, "temperature must be >= 0");
   M4_CHECK(o.top_p > 0 && o.top_p <= 1, ErrorCode::kInvalidArgument, "top_p must be in (0, 1]");
-  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const int64_t B = input_ids.size(0);
   const auto dev = input_ids.device();
-  at::Tensor mask = attention_mask.defined() ? attention_mask.to(at::kLong)
-                                             : at::ones({B, T}, at::TensorOptions().dtype(at::kLong).device(dev));
+  at::Tensor mask = attention_mask.defined()
+                        ? attention_mask.to(at::kLong)
+                        : at::ones(input_ids.sizes(), at::TensorOptions().dtype(at::kLong).device(dev));
   M4_CHECK(mask.sizes() == input_ids.sizes(), ErrorCode::kInvalidArgument,
            "attention_mask must have the shape of input_ids");
+  at::Tensor embeds;
+  if (prefix.defined()) {
+    PrefixedInput p = prepend_prefix(model, prefix, input_ids, mask);
+    embeds = p.inputs_embeds;
+    mask = p.attention_mask;
+  } else {
+    embeds = model.forward_embeds_of(input_ids);
+  }
+  const int64_t T = embeds.size(1);
   // Left padding: positions count real tokens only (as HF generate does).
   at::Tensor pos = (mask.cumsum(-1) - 1).masked_fill(mask.eq(0), 1);
   KVCache cache = model.new_cache(B, T + o.max_new_tokens);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   at::Tensor stop = at::tensor(o.stop_ids.empty() ? std::vector<int64_t>{-1} : o.stop_ids, at::kLong).to(dev);
 
-  LlamaOutput out = model.forward(input_ids, mask, pos, &cache);
+  LlamaOutput out = model.forward_embeds(embeds, mask, pos, &cache);
   at::Tensor last_pos = pos.select(1, T - 1);
   at::Tensor finished = at::zeros({B}, at::TensorOptions().dtype(at::kBool).device(dev));
   std::vector<at::Tensor> tokens;

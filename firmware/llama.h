@@ -113,6 +113,9 @@ class LlamaImpl : public torch::nn::Module {
                              const at::Tensor& position_ids = {}, KVCache* cache = nullptr,
                              const LlamaForwardOptions& options = {});
 
+  // Checked token embedding: input_ids (B, T) I64/I32 within the vocabulary -> (B, T, hidden).
+  at::Tensor forward_embeds_of(const at::Tensor& input_ids);
+
   KVCache new_cache(int64_t batch, int64_t capacity) const;
   const LlamaConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
@@ -158,8 +161,9 @@ struct GenerateOptions {
 
 // Autoregressive decoding with a KV cache. input_ids: (B, T); attention_mask:
 // (B, T) with left padding allowed (positions are derived from the mask).
+// `prefix` (B, N, hidden), optional, is placed before the text (Path-1).
 // Returns the new tokens only: (B, N), N <= max_new_tokens.
 at::Tensor generate(LlamaImpl& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                    const GenerateOptions& options);
+                    const GenerateOptions& options, const at::Tensor& prefix = {});
 
 }  // namespace m4

@@ -18,4 +18,7 @@ $M4 firmware forward --firmware "$OUT/fw" --module backbone \
   --input "$OUT/input.safetensors" --out "$OUT/output.safetensors"
 $M4 firmware generate --firmware "$OUT/fw" --prompt "The GNU General Public License" \
   --max-new-tokens 8
+# Path-3 of M4 (§3.3): the backbone alone, loading only that module. Paths 1
+# and 2 take encoder inputs as safetensors (see README: `m4forge path`).
+$M4 path --firmware "$OUT/fw" --path 3 --prompt "The GNU General Public License" --max-new-tokens 8
 echo "demo: ok (outputs in $OUT/)"

@@ -325,5 +325,43 @@ TEST_F(FirmwareCli, DemoRunsEveryModuleFromRawInputs) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// `m4forge path`: each of the three paths runs on the demo firmware, loads only
+// its modules, and says so.
+TEST_F(FirmwareCli, PathsRunOnTheDemoLoadingOnlyTheirModules) {
+  const std::string fw = demo("fw");
+  const fs::path px = tmp_ / "px.safetensors";
+  write_safetensors(px, {{"pixels", at::randint(0, 256, {2, 3, 40, 48}, at::kByte)}});
+  CliRun p2 = m4({"path", "--firmware", fw, "--path", "2", "--module", "img_enc", "--input", px.string(), "--labels",
+                  "cat, dog, shirt"});
+  ASSERT_EQ(p2.code, 0) << p2.err;
+  EXPECT_NE(p2.out.find("input 0: "), std::string::npos) << p2.out;
+  EXPECT_NE(p2.out.find("input 1: "), std::string::npos) << p2.out;
+  EXPECT_NE(p2.err.find("loaded 2 of the firmware's 6 modules (img_enc, txt_enc)"), std::string::npos) << p2.err;
+  const fs::path imu = tmp_ / "imu.safetensors";
+  write_safetensors(imu, {{"imu", at::randn({1, 128, 6})}});
+  CliRun p2i = m4({"path", "--firmware", fw, "--path", "2", "--module", "imu_enc", "--input", imu.string(), "--labels",
+                   "walking,sitting", "--template", "The human is {label}."});
+  ASSERT_EQ(p2i.code, 0) << p2i.err;
+  EXPECT_NE(p2i.err.find("(imu_enc, txt_enc)"), std::string::npos) << p2i.err;
+  CliRun p1 = m4({"path", "--firmware", fw, "--path", "1", "--module", "img_enc", "--input", px.string(), "--prompt",
+                  "Describe", "--max-new-tokens", "4"});
+  ASSERT_EQ(p1.code, 0) << p1.err;
+  EXPECT_NE(p1.err.find("(img_enc, backbone)"), std::string::npos) << p1.err;
+  EXPECT_NE(p1.err.find("randomly initialised"), std::string::npos) << "the untrained projector is flagged";
+  CliRun p3 = m4({"path", "--firmware", fw, "--path", "3", "--prompt", "The GNU", "--max-new-tokens", "4"});
+  ASSERT_EQ(p3.code, 0) << p3.err;
+  EXPECT_NE(p3.err.find("loaded 1 of the firmware's 6 modules (backbone)"), std::string::npos) << p3.err;
+  // Errors, one line each.
+  expect_one_line_error(m4({"path", "--firmware", fw, "--path", "4"}), {"path 4"});
+  expect_one_line_error(m4({"path", "--firmware", fw, "--path", "2", "--input", px.string(), "--labels", "cat"}),
+                        {"at least two"});
+  expect_one_line_error(m4({"path", "--firmware", fw, "--path", "2", "--input", px.string(), "--labels", "a,b",
+                            "--template", "no placeholder"}),
+                        {"no {label}"});
+  expect_one_line_error(m4({"path", "--firmware", fw, "--path", "2", "--module", "imu_enc", "--input", px.string(),
+                            "--labels", "a,b"}),
+                        {px.string(), "unexpected input 'pixels'"});
+}
+
 }  // namespace
 }  // namespace m4
