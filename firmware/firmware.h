@@ -13,9 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "firmware/weight_set.h"
+
 namespace m4 {
 
-class WeightSet;
 class Tokenizer;
 class LlamaImpl;
 struct LlamaLoadOptions;
