@@ -219,9 +219,17 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
     run.out = model->forward(in.get("input_ids"), in.get("attention_mask"), true);
     run.embeds_name = "text_embeds";
   } else if (arch == "whisper_encoder") {
-    ForwardInputs in(in_path, module, {"input_features", "audio"});
+    ForwardInputs in(in_path, module, {"input_features", "audio", "sample_rate"});
     M4_CHECK(in.has("input_features") != in.has("audio"), ErrorCode::kInvalidArgument, in_path.string(),
              ": give exactly one of 'input_features' (B, mel, frames) or 'audio' (B, samples, f32 at 16 kHz)");
+    if (in.has("sample_rate")) {
+      const at::Tensor sr = in.get("sample_rate");
+      M4_CHECK(sr.numel() == 1 && !at::isFloatingType(sr.scalar_type()), ErrorCode::kInvalidArgument,
+               in_path.string(), ": 'sample_rate' must be one integer (Hz)");
+      const int64_t rate = sr.item<int64_t>();
+      M4_CHECK(rate == 16000, ErrorCode::kInvalidArgument, in_path.string(), ": audio is at ", rate,
+               " Hz but Whisper's log-mel frontend takes 16000 Hz (hint: resample the audio first)");
+    }
     auto model = fw.load_module<WhisperEncoderConfig, WhisperEncoderImpl>(module);
     loaded();
     at::Tensor features = in.get("input_features");
@@ -282,7 +290,7 @@ int forward_cmd(int argc, char** argv) {
                      "  img_enc:   pixel_values (B,3,H,W) f32 or pixels (B,C,H,W) uint8 (CLIP preprocessing)\n"
                      "             -> last_hidden_state, pooler_output, image_embeds, hidden_states.K\n"
                      "  txt_enc:   input_ids (B,T) [attention_mask] -> last_hidden_state, pooler_output, text_embeds\n"
-                     "  aud_i_enc: input_features (B,mel,frames) or audio (B,samples) f32 16 kHz\n"
+                     "  aud_i_enc: input_features (B,mel,frames) or audio (B,samples) f32 16 kHz [sample_rate I64]\n"
                      "             -> last_hidden_state, hidden_states.K (+ input_features from audio)\n"
                      "  aud_b_enc: input_values (B,time,mel) -> last_hidden_state, pooler_output, hidden_states.K\n"
                      "  imu_enc:   imu (B,T,6) -> last_hidden_state, pooler_output, imu_embeds, hidden_states.K");

@@ -320,6 +320,8 @@ TEST_F(FirmwareCli, DemoRunsEveryModuleFromRawInputs) {
   bad_run("imu_enc", {{"imu", at::zeros({1, 128, 3})}}, {bad.string(), "(batch, time, 6)"});
   bad_run("aud_i_enc", {{"audio", at::zeros({1, 2, 16000})}}, {bad.string()});
   bad_run("aud_i_enc", {{"input_features", at::zeros({1, 80, 100})}}, {bad.string(), "200"});
+  bad_run("aud_i_enc", {{"audio", at::zeros({1, 16000})}, {"sample_rate", at::tensor(44100L)}},
+          {bad.string(), "44100 Hz", "16000"});
   bad_run("txt_enc", {{"input_ids", at::ones({1, 40}, at::kLong)}}, {bad.string(), "40", "32"});
   bad_run("aud_b_enc", {{"pixels", at::zeros({1}, at::kByte)}}, {"unexpected input 'pixels'", "aud_b_enc"});
   EXPECT_FALSE(fs::exists(out));
