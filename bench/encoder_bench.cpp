@@ -34,6 +34,7 @@
 #include "firmware/clip.h"
 #include "firmware/cpu_runtime.h"
 #include "firmware/error.h"
+#include "firmware/demo.h"
 #include "firmware/firmware.h"
 #include "firmware/image_preprocess.h"
 #include "firmware/imu_encoder.h"
@@ -178,21 +179,6 @@ std::map<std::string, nlohmann::json> hf_configs() {
 
 // Seeded N(0, 0.02^2) weights, norm gains N(1, 0.02^2), under the stored names
 // (as firmware/demo.cpp's random_module_weights).
-m4::NamedTensors random_weights(const m4::ModuleArch& arch, const nlohmann::json& config, at::Generator& gen) {
-  m4::NamedTensors tensors;
-  for (const auto& [name, shape] : arch.expected_shapes(config)) {
-    at::Tensor t = at::empty(shape, at::kFloat);
-    const size_t dot = name.rfind('.');
-    const std::string owner = name.substr(0, dot == std::string::npos ? 0 : dot);
-    const std::string last = owner.substr(owner.rfind('.') == std::string::npos ? 0 : owner.rfind('.') + 1);
-    const bool gain = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 &&
-                      last.find("norm") != std::string::npos;
-    t.normal_(gain ? 1.0 : 0.0, 0.02, gen);
-    tensors.emplace_back(arch.stored_name(name), t);
-  }
-  return tensors;
-}
-
 void synthesize(const fs::path& dir) {
   std::printf("synthesizing %s\n", dir.c_str());
   std::fflush(stdout);
@@ -209,7 +195,7 @@ void synthesize(const fs::path& dir) {
       m.config = arch.normalize(hf.at(slot), "encoder_bench " + slot);
       m.weights = {slot + "/model.safetensors"};
       fs::create_directories(staging / slot);
-      m4::write_safetensors(staging / m.weights[0], random_weights(arch, m.config, gen), {{"format", "pt"}});
+      m4::write_safetensors(staging / m.weights[0], m4::random_module_weights(arch, m.config, gen), {{"format", "pt"}});
       m4::write_file_atomic(staging / slot / "config.json", m.config.dump(1) + "\n");
       modules[slot] = m;
     }

@@ -59,11 +59,6 @@ LlamaConfig demo_backbone_config(int64_t vocab_size) {
   return c;
 }
 
-namespace {
-
-// Seeded random weights for every tensor a module's config implies, under the
-// names its upstream checkpoint uses: norm gains N(1, 0.02^2), the rest
-// N(0, 0.02^2) (HF's initializer_range). Untrained by construction.
 NamedTensors random_module_weights(const ModuleArch& arch, const nlohmann::json& config, at::Generator& gen) {
   NamedTensors tensors;
   for (const auto& [name, shape] : arch.expected_shapes(config)) {
@@ -78,6 +73,8 @@ NamedTensors random_module_weights(const ModuleArch& arch, const nlohmann::json&
   }
   return tensors;
 }
+
+namespace {
 
 // A small CLIP byte-level BPE vocabulary (vocab.json + merges.txt) learned on
 // the corpus, through ClipTokenizer's own pre-tokenisation: a merge-less

@@ -5,12 +5,16 @@
 #pragma once
 
 #include <cstdint>
+#include <ATen/core/Generator.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "firmware/firmware.h"
 #include "firmware/llama_config.h"
+#include "firmware/module_arch.h"
+#include "firmware/safetensors.h"
 
 namespace m4 {
 
@@ -25,6 +29,11 @@ struct DemoOptions {
 LlamaConfig demo_backbone_config(int64_t vocab_size);
 
 FirmwareManifest init_demo(const DemoOptions& options);
+
+// Seeded random weights for every tensor a module's config implies, under the
+// names its upstream checkpoint uses: norm gains N(1, 0.02^2), the rest
+// N(0, 0.02^2) (HF's initializer_range). Untrained by construction.
+NamedTensors random_module_weights(const ModuleArch& arch, const nlohmann::json& config, at::Generator& gen);
 
 // The text the demo tokenizer is trained on: the license texts Debian's
 // base-files package ships (Essential, so present on every Debian system).
