@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -55,6 +56,10 @@ int main(int argc, char** argv) {
   } catch (const m4::Error& e) {
     std::cerr << "m4forge: error: " << one_line(e.what()) << "\n";
     return static_cast<int>(e.code());
+  } catch (const std::filesystem::filesystem_error& e) {
+    // Names the path(s) itself; an I/O failure, not a bug.
+    std::cerr << "m4forge: error: " << one_line(e.what()) << "\n";
+    return static_cast<int>(m4::ErrorCode::kIo);
   } catch (const c10::Error& e) {
     std::cerr << "m4forge: error: " << one_line(e.what_without_backtrace()) << "\n";
     return 1;
