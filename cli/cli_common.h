@@ -17,5 +17,7 @@ std::string required(const cxxopts::ParseResult& r, const std::string& name);
 
 int run_firmware(int argc, char** argv);
 int run_path(int argc, char** argv);
+int run_peft(int argc, char** argv);
+int run_data(int argc, char** argv);
 
 }  // namespace m4::cli

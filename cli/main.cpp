@@ -24,7 +24,9 @@ constexpr const char* kUsage =
     "  firmware forward     run one module on named input tensors (safetensors in/out)\n"
     "  firmware tokenize    turn text into input_ids/attention_mask (safetensors)\n"
     "  firmware generate    generate text with the backbone (greedy or sampled)\n"
-    "  path                 run an execution path (1 encoder->backbone, 2 encoders, 3 backbone)\n";
+    "  path                 run an execution path (1 encoder->backbone, 2 encoders, 3 backbone)\n"
+    "  peft plan|import-hf|export-hf   adapters: which module gets what; HF PEFT interop\n"
+    "  data import|inspect  datasets as HDF5: convert raw forms, show counts/labels/provenance\n";
 
 std::string one_line(std::string s) {
   for (char& c : s) {
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
     }
     if (cmd == "firmware") return m4::cli::run_firmware(argc - 1, argv + 1);
     if (cmd == "path") return m4::cli::run_path(argc - 1, argv + 1);
+    if (cmd == "peft") return m4::cli::run_peft(argc - 1, argv + 1);
+    if (cmd == "data") return m4::cli::run_data(argc - 1, argv + 1);
     std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const m4::Error& e) {

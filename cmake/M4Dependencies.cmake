@@ -20,3 +20,13 @@ find_library(M4_SENTENCEPIECE_TRAIN sentencepiece_train REQUIRED)
 add_library(m4_sentencepiece INTERFACE)
 target_link_libraries(m4_sentencepiece INTERFACE PkgConfig::SENTENCEPIECE ${M4_SENTENCEPIECE_TRAIN})
 add_library(m4::sentencepiece ALIAS m4_sentencepiece)
+
+# Datasets (HDF5 C API, libsndfile for WAV) and task configs (yaml-cpp).
+# pkg-config, not FindHDF5: the latter try-compiles C, and this is a C++-only project.
+pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET GLOBAL hdf5-serial)
+add_library(m4_hdf5 INTERFACE)
+target_link_libraries(m4_hdf5 INTERFACE PkgConfig::HDF5)
+add_library(m4::hdf5 ALIAS m4_hdf5)
+pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET GLOBAL sndfile)
+add_library(m4::sndfile ALIAS PkgConfig::SNDFILE)
+find_package(yaml-cpp REQUIRED)

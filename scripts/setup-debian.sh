@@ -14,7 +14,11 @@ PACKAGES=(
   libspdlog-dev libcxxopts-dev nlohmann-json3-dev
   libgtest-dev libssl-dev
   libsentencepiece-dev
+  libhdf5-dev libsndfile1-dev libyaml-cpp-dev
+  libopenmpi-dev openmpi-bin
+  libsodium-dev minisign
   base-files
+  dataset-fashion-mnist
 )
 
 missing=()
