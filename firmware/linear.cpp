@@ -8,6 +8,10 @@ LinearImpl::LinearImpl(at::Tensor w, at::Tensor b) {
   if (b.defined()) bias = register_parameter("bias", std::move(b), /*requires_grad=*/false);
 }
 
-at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  at::Tensor y = at::linear(x, merged_weight.defined() ? merged_weight : weight, bias);
+  if (adapter && !merged_weight.defined()) y = y + adapter->delta(x);
+  return y;
+}
 
 }  // namespace m4

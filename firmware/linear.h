@@ -7,7 +7,9 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-#include <optional>
+#include <memory>
+
+#include "firmware/adapter_hooks.h"
 
 namespace m4 {
 
@@ -21,6 +23,10 @@ class LinearImpl : public torch::nn::Module {
 
   at::Tensor weight;
   at::Tensor bias;
+  // PEFT: `adapter` adds its delta to the output; `merged_weight`, when set,
+  // replaces `weight` (LoRA merge) without writing to the frozen tensor.
+  std::shared_ptr<LinearAdapter> adapter;
+  at::Tensor merged_weight;
 };
 TORCH_MODULE(Linear);
 

@@ -66,6 +66,11 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
     k = cache->k[layer].narrow(2, 0, past + T);
     v = cache->v[layer].narrow(2, 0, past + T);
   }
+  if (prefix) {
+    auto [pk, pv] = prefix->key_value();  // (KV, P, D) each
+    k = at::cat({pk.to(k.scalar_type()).unsqueeze(0).expand({B, kv_heads, pk.size(1), D}), k}, 2);
+    v = at::cat({pv.to(v.scalar_type()).unsqueeze(0).expand({B, kv_heads, pv.size(1), D}), v}, 2);
+  }
   const int64_t S = k.size(2), rep = heads / kv_heads;
   at::Tensor out;
 #if TORCH_VERSION_MAJOR >= 2
@@ -226,6 +231,7 @@ LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const 
 
 KVCache LlamaImpl::new_cache(int64_t batch, int64_t capacity) const {
   KVCache c;
+  capacity += input_prompt ? input_prompt->tokens() : 0;  // the soft prompt lives in the cache
   c.capacity = capacity;
   auto opts = at::TensorOptions().dtype(dtype_).device(embed_tokens->weight.device());
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
@@ -261,31 +267,49 @@ LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at:
   M4_CHECK(inputs_embeds.dim() == 3 && inputs_embeds.size(2) == config_.hidden_size,
            ErrorCode::kInvalidArgument, "inputs_embeds must be (batch, seq, ", config_.hidden_size,
            "), found ", shape_str(inputs_embeds.sizes()));
-  const int64_t B = inputs_embeds.size(0), T = inputs_embeds.size(1);
-  const int64_t past = cache != nullptr ? cache->length : 0, S = past + T;
+  const int64_t B = inputs_embeds.size(0);
+  const int64_t past = cache != nullptr ? cache->length : 0;
   const auto dev = inputs_embeds.device();
+  auto lopts = at::TensorOptions().dtype(at::kLong).device(dev);
   at::Tensor x = inputs_embeds.to(dtype_);
+
+  // Soft prompt (prompt tuning): prepended on the first step only.
+  const int64_t prompt = input_prompt ? input_prompt->tokens() : 0;
+  const int64_t added = past == 0 ? prompt : 0;
+  if (added > 0) {
+    at::Tensor p = input_prompt->embeddings().to(dtype_).to(dev);  // (P, hidden)
+    x = at::cat({p.unsqueeze(0).expand({B, added, config_.hidden_size}), x}, 1);
+  }
+  const int64_t T = x.size(1), S = past + T;
+  const int64_t text_offset = prefix_tokens + prompt;
 
   at::Tensor pos = position_ids;
   if (!pos.defined()) {
-    pos = at::arange(past, S, at::TensorOptions().dtype(at::kLong).device(dev)).unsqueeze(0).expand({B, T});
+    pos = at::arange(past, S, lopts).unsqueeze(0).expand({B, T}) + prefix_tokens;
+  } else {
+    M4_CHECK(pos.dim() == 2 && pos.size(0) == B && pos.size(1) == T - added, ErrorCode::kInvalidArgument,
+             "position_ids must be (", B, ", ", T - added, "), found ", shape_str(pos.sizes()));
+    pos = pos.to(lopts) + text_offset;
+    if (added > 0) pos = at::cat({at::arange(prefix_tokens, text_offset, lopts).unsqueeze(0).expand({B, added}), pos}, 1);
   }
-  M4_CHECK(pos.dim() == 2 && pos.size(0) == B && pos.size(1) == T, ErrorCode::kInvalidArgument,
-           "position_ids must be (", B, ", ", T, "), found ", shape_str(pos.sizes()));
   // cos/sin: (B, T, D), as HF: freqs = pos * inv_freq, emb = cat(freqs, freqs).
   at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq_.to(dev);
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   at::Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);
 
-  // Additive mask (B, 1, T, S): causal, plus padding from attention_mask.
-  auto lopts = at::TensorOptions().dtype(at::kLong).device(dev);
+  // Additive mask (B, 1, T, prefix + S): causal, plus padding from attention_mask.
   at::Tensor allowed = at::arange(S, lopts).view({1, S}) <= (at::arange(T, lopts) + past).view({T, 1});
   allowed = allowed.view({1, 1, T, S});
   if (attention_mask.defined()) {
-    M4_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == S,
-             ErrorCode::kInvalidArgument, "attention_mask must be (", B, ", ", S, "), found ",
+    M4_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == S - prompt,
+             ErrorCode::kInvalidArgument, "attention_mask must be (", B, ", ", S - prompt, "), found ",
              shape_str(attention_mask.sizes()));
-    allowed = allowed.logical_and(attention_mask.to(dev).ne(0).view({B, 1, 1, S}));
+    at::Tensor m = attention_mask.to(dev).ne(0);
+    if (prompt > 0) m = at::cat({at::ones({B, prompt}, m.options()), m}, 1);
+    allowed = allowed.logical_and(m.view({B, 1, 1, S}));
+  }
+  if (prefix_tokens > 0) {
+    allowed = at::cat({at::ones({allowed.size(0), 1, T, prefix_tokens}, allowed.options()), allowed.expand({allowed.size(0), 1, T, S})}, 3);
   }
   at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(dev))
                         .masked_fill(allowed.logical_not(), mask_fill_value(dtype_));

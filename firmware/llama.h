@@ -70,6 +70,9 @@ class LlamaAttentionImpl : public torch::nn::Module {
                      const at::Tensor& mask, KVCache* cache, int64_t layer);
   Linear q_proj, k_proj, v_proj, o_proj;
   int64_t heads, kv_heads, head_dim;
+  // Prefix tuning: keys/values before the real ones (their mask columns come
+  // from LlamaImpl::forward_embeds, which knows LlamaImpl::prefix_tokens).
+  std::shared_ptr<AttentionPrefix> prefix;
 };
 TORCH_MODULE(LlamaAttention);
 
@@ -133,6 +136,14 @@ class LlamaImpl : public torch::nn::Module {
                                                      const std::string& where);
   // HF tensor names that carry no parameters and are ignored if present.
   static bool ignorable(const std::string& hf_name);
+
+  // PEFT hooks. Callers keep passing attention_mask and position_ids for their
+  // text only: the soft prompt's and the prefix's columns and the shift of text
+  // positions (text starts at position prefix_tokens + prompt tokens, as HF
+  // PEFT numbers them) are added here. The soft prompt enters on the first step
+  // of a KV-cached run and stays in the cache.
+  std::shared_ptr<InputPrompt> input_prompt;
+  int64_t prefix_tokens = 0;  // every layer's self_attn.prefix yields this many
 
   Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};

@@ -9,8 +9,6 @@
 #include "firmware/transformer_encoder.h"
 
 namespace m4 {
-namespace {
-
 // PyTorch's nn.Linear default: kaiming_uniform(a=sqrt(5)) weights, i.e.
 // U(-1/sqrt(in), 1/sqrt(in)), and the same bound for the bias; seeded.
 torch::nn::Linear seeded_linear(int64_t in, int64_t out, at::Generator& gen) {
@@ -21,8 +19,6 @@ torch::nn::Linear seeded_linear(int64_t in, int64_t out, at::Generator& gen) {
   l->bias.uniform_(-bound, bound, gen);
   return l;
 }
-
-}  // namespace
 
 ProjectorImpl::ProjectorImpl(const ProjectorOptions& o) : options_(o) {
   M4_CHECK(o.in_features > 0 && o.out_features > 0, ErrorCode::kInvalidArgument,

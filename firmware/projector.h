@@ -14,6 +14,10 @@
 
 namespace m4 {
 
+// A torch Linear initialised as PyTorch's default (U(-1/sqrt(in), 1/sqrt(in))
+// for weight and bias), from `gen`: trainable parts start reproducibly.
+torch::nn::Linear seeded_linear(int64_t in, int64_t out, at::Generator& gen);
+
 struct ProjectorOptions {
   int64_t in_features = 0;
   int64_t out_features = 0;

@@ -78,8 +78,16 @@ at::Tensor EncoderAttentionImpl::forward(const at::Tensor& x, const at::Tensor& 
   at::Tensor q = q_proj(x).view({B, T, heads, D}).transpose(1, 2);
   at::Tensor k = k_proj(x).view({B, T, heads, D}).transpose(1, 2);
   at::Tensor v = v_proj(x).view({B, T, heads, D}).transpose(1, 2);
+  at::Tensor m = mask;
+  if (prefix) {
+    auto [pk, pv] = prefix->key_value();  // (H, P, D) each
+    const int64_t P = pk.size(1);
+    k = at::cat({pk.to(k.scalar_type()).unsqueeze(0).expand({B, heads, P, D}), k}, 2);
+    v = at::cat({pv.to(v.scalar_type()).unsqueeze(0).expand({B, heads, P, D}), v}, 2);
+    if (m.defined()) m = at::constant_pad_nd(m, {P, 0}, 0);  // prefix columns: always visible
+  }
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));
-  if (mask.defined()) scores = scores + mask;
+  if (m.defined()) scores = scores + m;
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   return out_proj(at::matmul(probs, v).transpose(1, 2).reshape({B, T, C}));
 }

@@ -55,6 +55,8 @@ class EncoderAttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& mask);
   Linear q_proj, k_proj, v_proj, out_proj;
   int64_t heads;
+  // Prefix tuning: keys/values every position attends to, before the real ones.
+  std::shared_ptr<AttentionPrefix> prefix;
 };
 TORCH_MODULE(EncoderAttention);
 
