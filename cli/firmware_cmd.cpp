@@ -9,6 +9,7 @@
 
 #include "cli/cli_common.h"
 #include "cli/module_runner.h"
+#include "peft/adapter.h"
 #include "firmware/demo.h"
 #include "firmware/error.h"
 #include "firmware/firmware.h"
@@ -191,11 +192,13 @@ void add_encoder_outputs(const EncoderOutput& out, const std::string& embeds_nam
 
 }  // namespace
 
-EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::path& in_path) {
+EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::path& in_path,
+                       const ModuleHook& on_load) {
   EncoderRun run;
   auto t0 = Clock::now();
-  auto loaded = [&] {
+  auto loaded = [&](std::shared_ptr<torch::nn::Module> m) {
     spdlog::info("loaded {} of {}@{} in {:.3f} s", module, fw.manifest().name, fw.manifest().version, seconds_since(t0));
+    if (on_load) on_load(module, std::move(m));
   };
   const std::string arch = fw.module(module).arch;
   if (arch == "clip_vision") {
@@ -203,7 +206,7 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
     M4_CHECK(in.has("pixel_values") != in.has("pixels"), ErrorCode::kInvalidArgument, in_path.string(),
              ": give exactly one of 'pixel_values' (B,3,H,W) normalised f32 or 'pixels' (B,C,H,W) uint8");
     auto model = fw.load_module<ClipVisionConfig, ClipVisionImpl>(module);
-    loaded();
+    loaded(model);
     at::Tensor pv = in.get("pixel_values");
     if (!pv.defined()) {
       pv = clip_preprocess(in.get("pixels"), model->config().image_size);
@@ -215,7 +218,7 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
     ForwardInputs in(in_path, module, {"input_ids", "attention_mask"});
     M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
     auto model = fw.load_module<ClipTextConfig, ClipTextImpl>(module);
-    loaded();
+    loaded(model);
     run.out = model->forward(in.get("input_ids"), in.get("attention_mask"), true);
     run.embeds_name = "text_embeds";
   } else if (arch == "whisper_encoder") {
@@ -231,7 +234,7 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
                " Hz but Whisper's log-mel frontend takes 16000 Hz (hint: resample the audio first)");
     }
     auto model = fw.load_module<WhisperEncoderConfig, WhisperEncoderImpl>(module);
-    loaded();
+    loaded(model);
     at::Tensor features = in.get("input_features");
     if (!features.defined()) {
       LogMelOptions lo;
@@ -246,13 +249,13 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
     M4_CHECK(in.has("input_values"), ErrorCode::kInvalidArgument, in_path.string(),
              ": missing input 'input_values' (B, time, mel)");
     auto model = fw.load_module<AstConfig, AstImpl>(module);
-    loaded();
+    loaded(model);
     run.out = model->forward(in.get("input_values"), true);
   } else if (arch == "imu") {
     ForwardInputs in(in_path, module, {"imu"});
     M4_CHECK(in.has("imu"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'imu' (B, T, 6)");
     auto model = fw.load_module<ImuEncoderConfig, ImuEncoderImpl>(module);
-    loaded();
+    loaded(model);
     run.out = model->forward(in.get("imu"), true);
     run.embeds_name = "imu_embeds";
   } else {
@@ -263,12 +266,13 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
 
 namespace {
 
-NamedTensors run_module(const Firmware& fw, const std::string& module, const fs::path& in_path) {
+NamedTensors run_module(const Firmware& fw, const std::string& module, const fs::path& in_path, const ModuleHook& on_load) {
   NamedTensors outs;
   if (fw.module(module).arch == "llama") {
     ForwardInputs in(in_path, module, {"input_ids", "attention_mask", "position_ids"});
     M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
     auto model = fw.load_backbone({});
+    if (on_load) on_load(module, model);
     LlamaForwardOptions fo;
     fo.hidden_states = true;
     LlamaOutput out = model->forward(in.get("input_ids"), in.get("attention_mask"), in.get("position_ids"), nullptr, fo);
@@ -277,7 +281,7 @@ NamedTensors run_module(const Firmware& fw, const std::string& module, const fs:
       outs.emplace_back("hidden_states." + std::to_string(k), out.hidden_states[k].to(at::kFloat));
     return outs;
   }
-  EncoderRun run = run_encoder(fw, module, in_path);
+  EncoderRun run = run_encoder(fw, module, in_path, on_load);
   outs = run.derived;
   add_encoder_outputs(run.out, run.embeds_name, &outs);
   return outs;
@@ -297,7 +301,8 @@ int forward_cmd(int argc, char** argv) {
   o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())(
       "module", "module to run", cxxopts::value<std::string>()->default_value("backbone"))(
       "input", "input safetensors", cxxopts::value<std::string>())(
-      "out", "output safetensors", cxxopts::value<std::string>());
+      "out", "output safetensors", cxxopts::value<std::string>())(
+      "adapter", "m4forge adapter safetensors: its methods on this module are applied", cxxopts::value<std::string>());
   add_common_options(o);
   cxxopts::ParseResult r;
   if (!parse(o, argc, argv, &r)) return 0;
@@ -309,7 +314,16 @@ int forward_cmd(int argc, char** argv) {
   NamedTensors outs;
   try {
     auto t0 = Clock::now();
-    outs = run_module(fw, module, in_path);
+    std::unique_ptr<Adapter> adapter;
+    ModuleHook hook;
+    if (r.count("adapter")) {
+      hook = [&](const std::string& name, std::shared_ptr<torch::nn::Module> m) {
+        adapter = Adapter::open_file(r["adapter"].as<std::string>(), {{name, std::move(m)}}, fw.label(),
+                                     /*loaded_only=*/true);
+        spdlog::info("adapter {}: {} trainable parameters on {}", r["adapter"].as<std::string>(), adapter->trainable_count(), name);
+      };
+    }
+    outs = run_module(fw, module, in_path, hook);
     spdlog::info("forward of {} in {:.3f} s", module, seconds_since(t0));
   } catch (const Error& e) {
     const std::string msg = e.what();

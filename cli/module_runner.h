@@ -2,7 +2,11 @@
 // safetensors file (shared by `firmware forward` and `path`).
 #pragma once
 
+#include <torch/nn/module.h>
+
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "firmware/firmware.h"
@@ -17,8 +21,12 @@ struct EncoderRun {
   std::string embeds_name = "embeds";  // image_embeds, text_embeds, imu_embeds, ...
 };
 
+// Called with each module right after it is loaded (e.g. to attach an adapter).
+using ModuleHook = std::function<void(const std::string& name, std::shared_ptr<torch::nn::Module> module)>;
+
 // Loads the module, checks the input names it accepts (one-line errors naming
 // the file), runs it with hidden states.
-EncoderRun run_encoder(const Firmware& fw, const std::string& module, const std::filesystem::path& input);
+EncoderRun run_encoder(const Firmware& fw, const std::string& module, const std::filesystem::path& input,
+                       const ModuleHook& on_load = {});
 
 }  // namespace m4::cli

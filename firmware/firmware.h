@@ -74,6 +74,8 @@ class Firmware {
   const std::filesystem::path& dir() const { return dir_; }
   const FirmwareManifest& manifest() const { return manifest_; }
   const std::string& id() const { return manifest_.firmware_id; }
+  // "firmware NAME@VERSION", for messages.
+  std::string label() const { return "firmware " + manifest_.name + "@" + manifest_.version; }
   bool has(const std::string& module) const { return manifest_.modules.count(module) != 0; }
   const FirmwareModule& module(const std::string& name) const;
 

@@ -193,6 +193,49 @@ void Adapter::load_tensors(const std::map<std::string, at::Tensor>& tensors, con
   for (auto& [a, mine] : plan) a->load(mine);
 }
 
+std::unique_ptr<Adapter> Adapter::open_file(const std::filesystem::path& path, Modules modules, const std::string& target,
+                                            bool loaded_only) {
+  SafetensorsFile f = SafetensorsFile::open(path);
+  const auto& meta = f.metadata();
+  M4_CHECK(meta.count("format") && meta.at("format") == kAdapterFormat && meta.count("peft_config"), ErrorCode::kBadInput,
+           path.string(), ": not an m4forge adapter (no '", kAdapterFormat, "' metadata; HF PEFT directories go through `m4forge peft import-hf`)");
+  nlohmann::json cfg_json;
+  try {
+    cfg_json = nlohmann::json::parse(meta.at("peft_config"));
+  } catch (const nlohmann::json::exception& e) {
+    M4_FAIL(ErrorCode::kBadInput, path.string(), ": metadata peft_config is not JSON (", e.what(), ")");
+  }
+  PeftConfig config = PeftConfig::from_json(cfg_json, path.string() + " (peft_config)");
+  config.prompt.init_text.clear();  // the soft prompt comes from the file
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& info : f.tensors()) tensors[info.name] = f.tensor(info);
+  if (loaded_only) {
+    std::map<std::string, std::string> kept;
+    std::string trained;
+    for (const auto& [comp, m] : config.trainable) {
+      if (m == "frozen") continue;
+      trained += (trained.empty() ? "" : ", ") + comp + ": " + m;
+      if (modules.count(comp)) kept[comp] = m;
+    }
+    std::string loaded;
+    for (const auto& [n, m] : modules) loaded += (loaded.empty() ? "" : ", ") + n;
+    M4_CHECK(!kept.empty(), ErrorCode::kMismatch, path.string(), ": the adapter trains nothing on ", loaded,
+             " (it trains ", trained, ")");
+    config.trainable = kept;
+    std::vector<LoraRule> rules;
+    for (const auto& r : config.lora.targets) {
+      if (kept.count(r.pattern.substr(0, r.pattern.find('.')))) rules.push_back(r);
+    }
+    config.lora.targets = rules;
+    for (auto it = tensors.begin(); it != tensors.end();) {
+      it = kept.count(it->first.substr(0, it->first.find('.'))) ? std::next(it) : tensors.erase(it);
+    }
+  }
+  auto adapter = std::make_unique<Adapter>(std::move(modules), config, target);
+  adapter->load_tensors(tensors, path.string());
+  return adapter;
+}
+
 void Adapter::check_frozen() const {
   for (const auto& [name, m] : modules_) {
     for (const auto& p : m->named_parameters()) {

@@ -62,6 +62,13 @@ class Adapter {
   // The same check and copy, from tensors already in memory; `where` names their source.
   void load_tensors(const std::map<std::string, at::Tensor>& tensors, const std::string& where);
 
+  // An adapter file's own config (its metadata) attached to `modules`. With
+  // `loaded_only`, methods on components that are not loaded (and their
+  // tensors) are left out, so one module can run with its share of a larger
+  // adapter; every tensor of the loaded components must still bind.
+  static std::unique_ptr<Adapter> open_file(const std::filesystem::path& path, Modules modules, const std::string& target,
+                                            bool loaded_only = false);
+
   // Asserts no firmware parameter requires grad or holds a gradient buffer.
   void check_frozen() const;
 

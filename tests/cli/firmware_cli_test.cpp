@@ -8,72 +8,22 @@
 #include <sstream>
 
 #include "firmware/safetensors.h"
+#include "tests/support/cli_test.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {
 namespace {
 namespace fs = std::filesystem;
+using test::CliRun;
+using test::slurp;
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-class FirmwareCli : public ::testing::Test {
+class FirmwareCli : public test::CliTest {
  protected:
-  CliRun m4(const std::vector<std::string>& args) {
-    std::string cmd = quote(test::cli_path());
-    for (const auto& a : args) cmd += " " + quote(a);
-    const fs::path o = tmp_ / "stdout", e = tmp_ / "stderr";
-    cmd += " >" + quote(o.string()) + " 2>" + quote(e.string());
-    int status = std::system(cmd.c_str());
-    CliRun r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp(o);
-    r.err = slurp(e);
-    return r;
-  }
-  // A failed run: non-zero exit, exactly one "m4forge: error:" line holding every needle.
-  void expect_one_line_error(const CliRun& r, std::initializer_list<std::string> needles) {
-    EXPECT_NE(r.code, 0);
-    EXPECT_LT(r.code, 128) << "crashed: " << r.err;
-    std::istringstream lines(r.err);
-    std::string line, error_line;
-    int errors = 0;
-    while (std::getline(lines, line)) {
-      if (line.rfind("m4forge: error: ", 0) == 0) {
-        ++errors;
-        error_line = line;
-      }
-    }
-    EXPECT_EQ(errors, 1) << r.err;
-    for (const auto& n : needles) EXPECT_NE(error_line.find(n), std::string::npos) << error_line << "\nmissing: " << n;
-  }
-  std::string demo(const std::string& name, const std::string& seed = "0") {
-    const fs::path fw = tmp_ / name;
-    CliRun r = m4({"firmware", "init-demo", "--out", fw.string(), "--seed", seed, "--log-level", "warn"});
-    EXPECT_EQ(r.code, 0) << r.err;
-    return fw.string();
-  }
   static std::string id_line(const std::string& out) {
     std::smatch m;
     static const std::regex re("firmware_id: (sha256:[0-9a-f]{64})");
     return std::regex_search(out, m, re) ? m[1].str() : "";
   }
-  test::TempDir tmp_;
 };
 
 TEST_F(FirmwareCli, EveryVerbHasHelp) {

@@ -14,6 +14,8 @@ namespace m4::test {
 // ../shared/fixtures/hf-reference, and the m4forge binary under test.
 std::filesystem::path fixtures();
 std::string cli_path();
+// The source tree (configs/, prompts/, scripts/).
+std::filesystem::path repo_dir();
 
 // A fresh directory under the system temp dir, removed by the destructor.
 class TempDir {

@@ -1,0 +1,109 @@
+// End-to-end tests of `m4forge peft ...` and `firmware forward --adapter`: the
+// real binary on the demo firmware and on the HF fixture imported as a firmware.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "firmware/safetensors.h"
+#include "tests/support/cli_test.h"
+#include "tests/support/test_util.h"
+
+namespace m4 {
+namespace {
+namespace fs = std::filesystem;
+using test::CliRun;
+
+class PeftCli : public test::CliTest {
+ protected:
+  // The HF llama fixture as a firmware (what the PEFT fixtures were made on).
+  std::string fixture_firmware() {
+    const fs::path fw = tmp_ / "fixture-fw";
+    CliRun r = m4({"firmware", "import-hf", "--backbone", (test::fixtures() / "llama").string(), "--name", "fixture",
+                   "--version", "1.0.0", "--out", fw.string(), "--log-level", "warn"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return fw.string();
+  }
+};
+
+TEST_F(PeftCli, EveryVerbHasHelp) {
+  for (const char* verb : {"plan", "import-hf", "export-hf"}) {
+    CliRun r = m4({"peft", verb, "--help"});
+    EXPECT_EQ(r.code, 0) << verb;
+    EXPECT_NE(r.out.find("m4forge peft " + std::string(verb)), std::string::npos) << r.out;
+  }
+  expect_one_line_error(m4({"peft", "frobnicate"}), {"unknown peft command 'frobnicate'"});
+}
+
+TEST_F(PeftCli, PlanListsEveryAdaptedModuleWithCounts) {
+  const std::string fw = demo("fw");
+  const std::string cfg = (test::repo_dir() / "configs" / "tasks" / "text_classification.yaml").string();
+  CliRun r = m4({"peft", "plan", cfg, "--firmware", fw, "--log-level", "warn"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("backbone.layers.0.self_attn.q_proj"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("backbone.layers.1.self_attn.v_proj"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("k_proj"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trainable params: "), std::string::npos) << r.out;
+  CliRun j = m4({"peft", "plan", cfg, "--firmware", fw, "--json", "--log-level", "warn"});
+  ASSERT_EQ(j.code, 0) << j.err;
+  auto plan = nlohmann::json::parse(j.out);
+  int64_t sum = 0;
+  for (const auto& m : plan["modules"]) sum += m["parameters"].get<int64_t>();
+  EXPECT_EQ(sum, plan["trainable_parameters"].get<int64_t>());
+  EXPECT_GT(plan["total_parameters"].get<int64_t>(), sum);
+
+  // A target that matches nothing is an error with the nearest names, never a no-op.
+  CliRun bad = m4({"peft", "plan", cfg, "--firmware", fw, "--override", "peft.lora.targets=[backbone.layers.*.self_attn.q_prj]"});
+  expect_one_line_error(bad, {"matches no Linear of backbone", "nearest: backbone.layers.*.self_attn.q_proj"});
+}
+
+TEST_F(PeftCli, ImportForwardExportRoundTripOnTheFixture) {
+  const std::string fw = fixture_firmware();
+  const fs::path hf = test::fixtures() / "lora" / "adapter";
+  const std::string adapter = (tmp_ / "lora.safetensors").string();
+  CliRun r = m4({"peft", "import-hf", "--adapter", hf.string(), "--firmware", fw, "--out", adapter, "--log-level", "warn"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("lora adapter"), std::string::npos) << r.out;
+
+  // forward --adapter reproduces peft's logits after training.
+  SafetensorsFile data = SafetensorsFile::open(test::fixtures() / "lora" / "train_data.safetensors");
+  write_safetensors(tmp_ / "in.safetensors", {{"input_ids", data.tensor("input_ids")}});
+  CliRun f = m4({"firmware", "forward", "--firmware", fw, "--module", "backbone", "--input", (tmp_ / "in.safetensors").string(),
+                 "--out", (tmp_ / "out.safetensors").string(), "--adapter", adapter, "--log-level", "warn"});
+  ASSERT_EQ(f.code, 0) << f.err;
+  const double d = test::max_abs_diff(SafetensorsFile::open(tmp_ / "out.safetensors").tensor("logits"), data.tensor("logits_after"));
+  std::cout << "[parity] CLI forward --adapter vs peft logits_after max |diff| = " << d << "\n";
+  EXPECT_LT(d, 1e-4);
+
+  // export-hf writes the same tensors back under peft's names.
+  CliRun e = m4({"peft", "export-hf", "--adapter", adapter, "--firmware", fw, "--out", (tmp_ / "hf").string(), "--log-level", "warn"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  SafetensorsFile orig = SafetensorsFile::open(hf / "adapter_model.safetensors");
+  SafetensorsFile back = SafetensorsFile::open(tmp_ / "hf" / "adapter_model.safetensors");
+  ASSERT_EQ(orig.tensors().size(), back.tensors().size());
+  for (const auto& info : orig.tensors()) EXPECT_TRUE(at::equal(orig.tensor(info), back.tensor(info.name))) << info.name;
+}
+
+TEST_F(PeftCli, AdaptersForOtherShapesOrModulesAreRefused) {
+  const std::string demo_fw = demo("fw");
+  // The fixture adapter (hidden 64) on the demo backbone: shapes differ, named in one line.
+  CliRun r = m4({"peft", "import-hf", "--adapter", (test::fixtures() / "lora" / "adapter").string(), "--firmware", demo_fw,
+                 "--out", (tmp_ / "x.safetensors").string()});
+  expect_one_line_error(r, {"adapter tensor 'backbone.layers.0.self_attn.q_proj.lora_a' has shape [8, 64] but firmware m4-demo@",
+                            "hint: the adapter was built for another firmware"});
+  EXPECT_FALSE(fs::exists(tmp_ / "x.safetensors"));
+  // A backbone adapter applied to an encoder trains nothing there: an error, not a silent no-op.
+  const std::string fw = fixture_firmware();
+  const std::string adapter = (tmp_ / "lora.safetensors").string();
+  ASSERT_EQ(m4({"peft", "import-hf", "--adapter", (test::fixtures() / "lora" / "adapter").string(), "--firmware", fw, "--out", adapter}).code, 0);
+  write_safetensors(tmp_ / "in.safetensors", {{"input_ids", at::zeros({1, 4}, at::kLong)}});
+  CliRun n = m4({"firmware", "forward", "--firmware", demo_fw, "--module", "txt_enc", "--input", (tmp_ / "in.safetensors").string(),
+                 "--out", (tmp_ / "out.safetensors").string(), "--adapter", adapter});
+  expect_one_line_error(n, {adapter, "the adapter trains nothing on txt_enc (it trains backbone: lora)"});
+  // Not an m4forge adapter at all.
+  CliRun h = m4({"firmware", "forward", "--firmware", fw, "--input", (tmp_ / "in.safetensors").string(), "--out",
+                 (tmp_ / "out.safetensors").string(), "--adapter", (test::fixtures() / "lora" / "adapter" / "adapter_model.safetensors").string()});
+  expect_one_line_error(h, {"adapter_model.safetensors: not an m4forge adapter", "peft import-hf"});
+}
+
+}  // namespace
+}  // namespace m4
