@@ -19,5 +19,7 @@ int run_firmware(int argc, char** argv);
 int run_path(int argc, char** argv);
 int run_peft(int argc, char** argv);
 int run_data(int argc, char** argv);
+// keygen, export, verify, compat, run (cli/bundle_cmd.cpp).
+int run_bundle_verb(const std::string& verb, int argc, char** argv);
 
 }  // namespace m4::cli

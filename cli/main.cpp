@@ -26,7 +26,12 @@ constexpr const char* kUsage =
     "  firmware generate    generate text with the backbone (greedy or sampled)\n"
     "  path                 run an execution path (1 encoder->backbone, 2 encoders, 3 backbone)\n"
     "  peft plan|import-hf|export-hf   adapters: which module gets what; HF PEFT interop\n"
-    "  data import|inspect  datasets as HDF5: convert raw forms, show counts/labels/provenance\n";
+    "  data import|inspect  datasets as HDF5: convert raw forms, show counts/labels/provenance\n"
+    "  keygen               an Ed25519 signing key pair (minisign formats)\n"
+    "  export               a signed .m4adapter bundle bound to one firmware\n"
+    "  verify               check a bundle's signature, digests and (with --firmware) binding\n"
+    "  compat               which bundles still fit a firmware (ok / retrain / incompatible / bad)\n"
+    "  run                  verify a bundle, load it and predict on one input\n";
 
 std::string one_line(std::string s) {
   for (char& c : s) {
@@ -55,6 +60,8 @@ int main(int argc, char** argv) {
     if (cmd == "path") return m4::cli::run_path(argc - 1, argv + 1);
     if (cmd == "peft") return m4::cli::run_peft(argc - 1, argv + 1);
     if (cmd == "data") return m4::cli::run_data(argc - 1, argv + 1);
+    if (cmd == "keygen" || cmd == "export" || cmd == "verify" || cmd == "compat" || cmd == "run")
+      return m4::cli::run_bundle_verb(cmd, argc - 1, argv + 1);
     std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const m4::Error& e) {

@@ -30,3 +30,7 @@ add_library(m4::hdf5 ALIAS m4_hdf5)
 pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET GLOBAL sndfile)
 add_library(m4::sndfile ALIAS PkgConfig::SNDFILE)
 find_package(yaml-cpp REQUIRED)
+
+# Bundle signatures: Ed25519 and BLAKE2b (minisign's formats) from libsodium.
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET GLOBAL libsodium)
+add_library(m4::sodium ALIAS PkgConfig::SODIUM)

@@ -92,6 +92,16 @@ std::vector<PlanRow> Adapter::plan() const {
   return rows;
 }
 
+std::vector<NamedParameter> Adapter::touched() const {
+  std::map<std::string, at::Tensor> by_name;
+  for (const auto& [c, a] : parts_) {
+    for (auto& t : a->touched()) by_name[t.name] = t.tensor;
+  }
+  std::vector<NamedParameter> out;
+  for (auto& [n, t] : by_name) out.push_back({n, t});
+  return out;
+}
+
 int64_t Adapter::trainable_count() const {
   int64_t n = 0;
   for (const auto& p : parameters()) n += p.tensor.numel();

@@ -42,6 +42,10 @@ class Adapter {
   // What an exported adapter file holds (prefix MLPs folded).
   std::vector<NamedParameter> export_tensors() const;
   std::vector<PlanRow> plan() const;
+  // Every firmware tensor the adapter depends on (name -> the frozen tensor),
+  // sorted by name: LoRA'd weights, the k/v projections prefixes stand in for,
+  // the embeddings a soft prompt lives beside, the widths a projector/head maps.
+  std::vector<NamedParameter> touched() const;
   int64_t trainable_count() const;
   // Parameters of the loaded firmware modules (frozen) plus trainable ones.
   int64_t total_count() const;

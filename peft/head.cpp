@@ -49,10 +49,23 @@ std::vector<std::string> encoders(const AttachContext& ctx) {
   return out;
 }
 
+// The last parameter whose first dimension is the module's width (its final
+// norm): the tensor a projector or head binds its width to.
+NamedParameter width_tensor(const std::string& component, torch::nn::Module& m) {
+  const int64_t w = firmware_module_width(m);
+  NamedParameter found{"", at::Tensor()};
+  for (const auto& p : m.named_parameters()) {
+    if (p.value().dim() == 1 && p.value().size(0) == w) found = {component + "." + p.key(), p.value()};
+  }
+  M4_CHECK(found.tensor.defined(), ErrorCode::kInternal, component, " has no parameter of its width ", w);
+  return found;
+}
+
 class ModuleAttachment : public Attachment {
  public:
   std::string component, detail;
   std::shared_ptr<torch::nn::Module> owned;
+  std::vector<NamedParameter> depends;  // the firmware tensors whose widths it maps
 
   std::vector<NamedParameter> parameters() override {
     std::vector<NamedParameter> out;
@@ -64,6 +77,7 @@ class ModuleAttachment : public Attachment {
     for (const auto& p : owned->parameters()) n += p.numel();
     return {{component, component, "full", detail, n}};
   }
+  std::vector<NamedParameter> touched() override { return depends; }
   void train(bool on) override { owned->train(on); }
   torch::nn::Module* module() override { return owned.get(); }
   void detach() override {}
@@ -89,6 +103,7 @@ std::unique_ptr<Attachment> attach_full(const AttachContext& ctx) {
     o.hidden = cfg.projector.hidden;
     o.seed = gen_seed;
     a->owned = Projector(o).ptr();
+    a->depends = {width_tensor(enc[0], *ctx.modules->at(enc[0])), width_tensor("backbone", *backbone->second)};
     a->detail = cfg.projector.kind + " [" + enc[0] + " " + std::to_string(o.in_features) + " -> backbone " +
                 std::to_string(o.out_features) + "]";
     return a;
@@ -99,15 +114,18 @@ std::unique_ptr<Attachment> attach_full(const AttachContext& ctx) {
     M4_CHECK(llama != nullptr, ErrorCode::kMismatch, "an LM head needs the backbone on the task's path");
     at::Tensor w = llama->lm_head ? llama->lm_head->weight : llama->embed_tokens->weight;
     a->owned = LmHead(w).ptr();
+    a->depends = {{llama->lm_head ? "backbone.lm_head.weight" : "backbone.embed_tokens.weight", w}};
     a->detail = "lm [" + std::to_string(w.size(1)) + " -> " + std::to_string(w.size(0)) + "], from the backbone's";
     return a;
   }
   int64_t in = 0;
   if (backbone != ctx.modules->end()) {
     in = firmware_module_width(*backbone->second);
+    a->depends = {width_tensor("backbone", *backbone->second)};
   } else {
     M4_CHECK(enc.size() == 1, ErrorCode::kMismatch, "a classifier head without a backbone needs exactly one encoder");
     in = firmware_module_width(*ctx.modules->at(enc[0]));
+    a->depends = {width_tensor(enc[0], *ctx.modules->at(enc[0]))};
   }
   ClassifierHeadOptions o(in, cfg.head.classes);
   a->owned = ClassifierHead(o.hidden(cfg.head.hidden).seed(gen_seed)).ptr();

@@ -87,6 +87,11 @@ class LoraAttachment : public Attachment {
     }
     return rows;
   }
+  std::vector<NamedParameter> touched() override {
+    std::vector<NamedParameter> out;
+    for (auto& s : sites) out.push_back({s.name + ".weight", s.base->weight});
+    return out;
+  }
   void train(bool on) override {
     for (auto& s : sites) s.lora->train(on);
   }

@@ -57,6 +57,9 @@ class Attachment {
   // the exported form when it differs. Adapter uses these to fail closed.
   virtual std::vector<std::vector<NamedParameter>> accepted_layouts() { return {parameters()}; }
   virtual std::vector<PlanRow> plan() = 0;
+  // The firmware tensors this attachment depends on, full dotted names
+  // (internal spelling) with their shapes: what a bundle binds to.
+  virtual std::vector<NamedParameter> touched() = 0;
   virtual void train(bool on) = 0;
   // The torch module of a whole-component method (projector, head); else null.
   virtual torch::nn::Module* module() { return nullptr; }

@@ -164,6 +164,17 @@ class PrefixAttachment : public Attachment {
     }
     return rows;
   }
+  std::vector<NamedParameter> touched() override {
+    std::vector<NamedParameter> out;
+    for (auto& s : sites) {
+      std::shared_ptr<LinearImpl> k, v;
+      if (auto a = std::dynamic_pointer_cast<LlamaAttentionImpl>(s.attn)) k = a->k_proj.ptr(), v = a->v_proj.ptr();
+      if (auto a = std::dynamic_pointer_cast<EncoderAttentionImpl>(s.attn)) k = a->k_proj.ptr(), v = a->v_proj.ptr();
+      out.push_back({s.name + ".k_proj.weight", k->weight});
+      out.push_back({s.name + ".v_proj.weight", v->weight});
+    }
+    return out;
+  }
   void train(bool on) override { prefix->train(on); }
   void detach() override {
     for (auto& s : sites) {

@@ -43,6 +43,7 @@ class PromptAttachment : public Attachment {
              std::to_string(prompt->options.tokens()) + " soft tokens x " + std::to_string(prompt->options.hidden()),
              prompt->embedding.numel()}};
   }
+  std::vector<NamedParameter> touched() override { return {{"backbone.embed_tokens.weight", llama->embed_tokens->weight}}; }
   void train(bool on) override { prompt->train(on); }
   void detach() override { llama->input_prompt.reset(); }
 };

@@ -1,0 +1,2 @@
+// TaskModel (implementation in progress).
+#include "train/task_model.h"

@@ -1,0 +1,53 @@
+// A task's model on a firmware: only the modules its path names are loaded,
+// the adapter is attached to them, and the prompt template builds the inputs.
+// It gives the loss a batch trains with and the predictions an evaluation or
+// `m4forge run` makes (paper §3.3 paths 1-3).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "firmware/firmware.h"
+#include "peft/adapter.h"
+#include "prompts/prompt_template.h"
+#include "prompts/task_config.h"
+
+namespace m4 {
+
+struct Prediction {
+  int64_t label = -1;         // classification: the label id; -1 when the answer maps to none
+  std::string text;           // generation: the generated text (classification: the label text)
+  std::vector<float> scores;  // classification: one score per label (logits or cosine logits)
+};
+
+class TaskModel {
+ public:
+  // `label_names`: the dataset's label names (may be empty for generation);
+  // the verbalizer is prompt.labels_for(label_names). `adapter_file`, when
+  // given, is loaded fail-closed (training's peft.init_from, or a bundle's).
+  TaskModel(const Firmware& fw, const TaskConfig& task, PromptTemplate prompt, std::vector<std::string> label_names,
+            const std::filesystem::path& adapter_file = {});
+  ~TaskModel();
+
+  Adapter& adapter();
+  const TaskConfig& task() const;
+  const std::vector<std::string>& labels() const;  // verbalizer texts, label id order
+
+  // The training loss of a batch (adapter in train mode): classification
+  // cross-entropy (Path-2: cosine logits with temperature), causal-LM
+  // cross-entropy on target tokens only (generation).
+  at::Tensor loss(const Batch& batch);
+  // Predictions (no grad, eval mode).
+  std::vector<Prediction> predict(const Batch& batch);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace m4
