@@ -1,0 +1,172 @@
+// peft_bench: one LoRA training step on the backbone (forward + backward +
+// AdamW on the LoRA tensors) against the same forward/backward with the LoRA
+// merged into the frozen weights, and the memory the trainable state takes.
+// Default shape: issue 6's comparison config (hidden 512, 8 layers, 8 heads,
+// intermediate 1376, vocab 32000, seq 256, batch 4, r 8 on q,v). See bench/README.md.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/optim/adamw.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "firmware/cpu_runtime.h"
+#include "firmware/llama.h"
+#include "firmware/safetensors.h"
+#include "firmware/weight_set.h"
+#include "peft/adapter.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Args {
+  int threads = 2, iters = 5;
+  int64_t hidden = 512, intermediate = 1376, layers = 8, heads = 8, vocab = 32000, seq = 256, batch = 4, r = 8;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto num = [&]() -> int64_t {
+      if (i + 1 >= argc) std::exit(2);
+      return std::max<int64_t>(1, std::atoll(argv[++i]));
+    };
+    if (s == "--threads") a.threads = static_cast<int>(num());
+    else if (s == "--iters") a.iters = static_cast<int>(num());
+    else if (s == "--hidden") a.hidden = num();
+    else if (s == "--intermediate") a.intermediate = num();
+    else if (s == "--layers") a.layers = num();
+    else if (s == "--heads") a.heads = num();
+    else if (s == "--vocab") a.vocab = num();
+    else if (s == "--seq") a.seq = num();
+    else if (s == "--batch") a.batch = num();
+    else if (s == "--r") a.r = num();
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--threads 2] [--iters 5] [--hidden 512] [--intermediate 1376] [--layers 8] [--heads 8]\n"
+                   "          [--vocab 32000] [--seq 256] [--batch 4] [--r 8]\n",
+                   argv[0]);
+      std::exit(s == "-h" || s == "--help" ? 0 : 2);
+    }
+  }
+  return a;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+template <typename Fn>
+double time_median(int iters, Fn&& fn) {
+  fn();  // warm-up
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = Clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return median(t);
+}
+
+at::Tensor shifted_ce(const at::Tensor& logits, const at::Tensor& ids) {
+  const int64_t T = logits.size(1);
+  return at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}), ids.narrow(1, 1, T - 1).reshape({-1}));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse_args(argc, argv);
+  auto rt = m4::configure_cpu_runtime(a.threads);
+  m4::LlamaConfig c;
+  c.vocab_size = a.vocab;
+  c.hidden_size = a.hidden;
+  c.intermediate_size = a.intermediate;
+  c.num_hidden_layers = a.layers;
+  c.num_attention_heads = c.num_key_value_heads = a.heads;
+  c.head_dim = a.hidden / a.heads;
+  c.max_position_embeddings = 4096;
+  c.rms_norm_eps = 1e-5;
+  const fs::path file = fs::temp_directory_path() / ("m4_peft_bench_" + std::to_string(::getpid()) + ".safetensors");
+  {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+    m4::NamedTensors tensors;
+    for (const auto& [name, shape] : m4::LlamaImpl::expected_shapes(c)) {
+      at::Tensor t = name.find("norm") != std::string::npos ? at::ones(shape) : at::empty(shape).normal_(0, 0.02, gen);
+      tensors.emplace_back(m4::LlamaImpl::stored_name(name), t);
+    }
+    m4::write_safetensors(file, tensors);
+  }
+  auto llama = std::make_shared<m4::LlamaImpl>(c, m4::WeightSet::open({file}), file.string());
+  fs::remove(file);  // the mapping keeps the data
+  const auto cfg = m4::PeftConfig::from_json(
+      {{"trainable", {{"backbone", "lora"}}},
+       {"peft", {{"lora", {{"r", a.r}, {"alpha", 2 * a.r}, {"targets", {"backbone.layers.*.self_attn.{q,v}_proj"}}}}}}},
+      "bench");
+  m4::Adapter adapter({{"backbone", llama}}, cfg, "bench backbone");
+  {
+    at::NoGradGuard ng;  // B = 0 would make the LoRA branch's gradient trivial
+    for (auto& p : adapter.parameters()) p.tensor.normal_(0, 0.01);
+  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const at::Tensor ids = at::randint(3, a.vocab, {a.batch, a.seq}, gen, at::kLong);
+  const double tokens = static_cast<double>(a.batch * a.seq);
+
+  torch::optim::AdamW opt(adapter.trainable_tensors(), torch::optim::AdamWOptions(1e-4));
+  adapter.train();
+  const double lora_step = time_median(a.iters, [&] {
+    opt.zero_grad();
+    shifted_ce(llama->forward(ids).logits, ids).backward();
+    opt.step();
+  });
+  // The same forward/backward with the LoRA merged: gradients flow back to the
+  // input embeddings so that every layer's backward still runs.
+  adapter.merge();
+  const double merged_step = time_median(a.iters, [&] {
+    at::Tensor emb = llama->forward_embeds_of(ids).detach().requires_grad_(true);
+    shifted_ce(llama->forward_embeds(emb).logits, ids).backward();
+  });
+  adapter.unmerge();
+  at::NoGradGuard ng;
+  const double fwd_unmerged = time_median(a.iters, [&] { llama->forward(ids); });
+  adapter.merge();
+  const double fwd_merged = time_median(a.iters, [&] { llama->forward(ids); });
+  adapter.unmerge();
+
+  int64_t params = adapter.trainable_count(), state_bytes = 0, grad_bytes = 0;
+  for (auto& t : adapter.trainable_tensors()) {
+    state_bytes += t.nbytes();
+    if (t.grad().defined()) grad_bytes += t.grad().nbytes();
+  }
+  int64_t opt_bytes = 0;
+  for (const auto& [key, st] : opt.state()) {
+    auto& s = static_cast<torch::optim::AdamWParamState&>(*st);
+    opt_bytes += s.exp_avg().nbytes() + s.exp_avg_sq().nbytes();
+  }
+  int64_t frozen = 0;
+  for (const auto& p : llama->parameters()) frozen += p.numel();
+
+  std::printf("peft_bench: backbone hidden %lld, %lld layers, %lld heads, intermediate %lld, vocab %lld; batch %lld x seq %lld; "
+              "LoRA r %lld on q,v; %d threads (%s)\n",
+              (long long)a.hidden, (long long)a.layers, (long long)a.heads, (long long)a.intermediate, (long long)a.vocab,
+              (long long)a.batch, (long long)a.seq, (long long)a.r, a.threads, rt.blas.c_str());
+  std::printf("  LoRA train step (fwd+bwd+AdamW)   %8.3f s  %8.1f tokens/s\n", lora_step, tokens / lora_step);
+  std::printf("  merged fwd+bwd (no LoRA branch)   %8.3f s  %8.1f tokens/s  (LoRA step / merged: %.3fx)\n", merged_step,
+              tokens / merged_step, lora_step / merged_step);
+  std::printf("  forward, LoRA unmerged            %8.3f s  %8.1f tokens/s\n", fwd_unmerged, tokens / fwd_unmerged);
+  std::printf("  forward, LoRA merged              %8.3f s  %8.1f tokens/s\n", fwd_merged, tokens / fwd_merged);
+  std::printf("  trainable state: %lld parameters (%.4f%% of %lld frozen); weights %.2f MiB + grads %.2f MiB + AdamW moments %.2f MiB = %.2f MiB\n",
+              (long long)params, 100.0 * params / frozen, (long long)frozen, state_bytes / 1048576.0, grad_bytes / 1048576.0,
+              opt_bytes / 1048576.0, (state_bytes + grad_bytes + opt_bytes) / 1048576.0);
+  return 0;
+}
