@@ -53,4 +53,12 @@ std::string required(const cxxopts::ParseResult& r, const std::string& name) {
   return r[name].as<std::string>();
 }
 
+std::filesystem::path repo_root_of(const std::filesystem::path& config) {
+  namespace fs = std::filesystem;
+  for (fs::path p = fs::absolute(config).parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+    if (fs::is_directory(p / "prompts" / "templates")) return p;
+  }
+  return fs::current_path();
+}
+
 }  // namespace m4::cli

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cxxopts.hpp>
+#include <filesystem>
 #include <string>
 
 namespace m4::cli {
@@ -19,6 +20,11 @@ int run_firmware(int argc, char** argv);
 int run_path(int argc, char** argv);
 int run_peft(int argc, char** argv);
 int run_data(int argc, char** argv);
+int run_train(int argc, char** argv);
+int run_eval(int argc, char** argv);
+// The repository root a task config belongs to: the nearest ancestor holding
+// prompts/templates (configs/tasks/x.yaml -> ../..), else the working directory.
+std::filesystem::path repo_root_of(const std::filesystem::path& config);
 // keygen, export, verify, compat, run (cli/bundle_cmd.cpp).
 int run_bundle_verb(const std::string& verb, int argc, char** argv);
 

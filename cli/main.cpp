@@ -27,6 +27,8 @@ constexpr const char* kUsage =
     "  path                 run an execution path (1 encoder->backbone, 2 encoders, 3 backbone)\n"
     "  peft plan|import-hf|export-hf   adapters: which module gets what; HF PEFT interop\n"
     "  data import|inspect  datasets as HDF5: convert raw forms, show counts/labels/provenance\n"
+    "  train                train a task's adapter (one process, or under mpirun/srun)\n"
+    "  eval                 a task's metric with an adapter and zero-shot\n"
     "  keygen               an Ed25519 signing key pair (minisign formats)\n"
     "  export               a signed .m4adapter bundle bound to one firmware\n"
     "  verify               check a bundle's signature, digests and (with --firmware) binding\n"
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
     if (cmd == "path") return m4::cli::run_path(argc - 1, argv + 1);
     if (cmd == "peft") return m4::cli::run_peft(argc - 1, argv + 1);
     if (cmd == "data") return m4::cli::run_data(argc - 1, argv + 1);
+    if (cmd == "train") return m4::cli::run_train(argc - 1, argv + 1);
+    if (cmd == "eval") return m4::cli::run_eval(argc - 1, argv + 1);
     if (cmd == "keygen" || cmd == "export" || cmd == "verify" || cmd == "compat" || cmd == "run")
       return m4::cli::run_bundle_verb(cmd, argc - 1, argv + 1);
     std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;

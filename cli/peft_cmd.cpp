@@ -21,15 +21,6 @@ namespace m4::cli {
 namespace {
 namespace fs = std::filesystem;
 
-// The repository root a task config belongs to: the nearest ancestor holding
-// prompts/templates (configs/tasks/x.yaml -> ../..), else the working directory.
-fs::path repo_root_of(const fs::path& config) {
-  for (fs::path p = fs::absolute(config).parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
-    if (fs::is_directory(p / "prompts" / "templates")) return p;
-  }
-  return fs::current_path();
-}
-
 // Token ids for a text-initialised soft prompt, from the backbone's tokenizer.
 std::vector<int64_t> prompt_init_ids(const Firmware& fw, const PeftConfig& c) {
   if (c.prompt.init_text.empty() || !c.trainable.count("backbone") || c.trainable.at("backbone") != "prompt") return {};

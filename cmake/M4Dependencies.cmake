@@ -34,3 +34,6 @@ find_package(yaml-cpp REQUIRED)
 # Bundle signatures: Ed25519 and BLAKE2b (minisign's formats) from libsodium.
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET GLOBAL libsodium)
 add_library(m4::sodium ALIAS PkgConfig::SODIUM)
+
+# MPI (Open MPI on Debian) for multi-process training; optional at build time.
+find_package(MPI COMPONENTS CXX)

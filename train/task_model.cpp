@@ -1,2 +1,341 @@
-// TaskModel (implementation in progress).
+// TaskModel: per-path forward, loss and prediction over the loaded modules.
 #include "train/task_model.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "firmware/ast.h"
+#include "firmware/clip.h"
+#include "firmware/clip_tokenizer.h"
+#include "firmware/error.h"
+#include "firmware/image_preprocess.h"
+#include "firmware/imu_encoder.h"
+#include "firmware/llama.h"
+#include "firmware/log_mel.h"
+#include "firmware/module_loader.h"
+#include "firmware/paths.h"
+#include "firmware/projector.h"
+#include "firmware/tokenizer.h"
+#include "firmware/whisper_encoder.h"
+#include "peft/head.h"
+
+namespace m4 {
+namespace {
+
+constexpr double kCosineScale = 100.0;  // CLIP's logit scale: Path-2 temperature 0.01
+constexpr int64_t kIgnore = -100;
+
+// The firmware modules a task loads, with the encoder slot it reads inputs through.
+std::string input_encoder(const TaskConfig& t) {
+  for (const auto& m : t.modules) {
+    if (m != "backbone" && m != "txt_enc") return m;
+  }
+  return "";
+}
+
+}  // namespace
+
+struct TaskModel::Impl {
+  const Firmware& fw;
+  TaskConfig task;
+  PromptTemplate prompt;
+  std::vector<std::string> labels;
+  Adapter::Modules modules;
+  std::unique_ptr<Adapter> adapter;
+  std::shared_ptr<LlamaImpl> backbone;
+  std::optional<Tokenizer> tok;
+  std::string encoder;
+  std::optional<ClipTokenizer> clip_tok;
+  at::Tensor frozen_label_embeds;  // Path-2 with a frozen txt_enc: computed once
+  int64_t max_new_tokens = 48;
+
+  Impl(const Firmware& f, const TaskConfig& t, PromptTemplate p, std::vector<std::string> dataset_labels)
+      : fw(f), task(t), prompt(std::move(p)) {
+    labels = prompt.labels_for(dataset_labels);
+    for (const auto& m : task.modules) {
+      M4_CHECK(fw.has(m), ErrorCode::kMismatch, task.source.string(), ": the task needs module ", m, ", which ",
+               fw.label(), " does not have");
+      modules[m] = load_firmware_module(fw, m);
+    }
+    encoder = input_encoder(task);
+    if (modules.count("backbone")) {
+      backbone = std::dynamic_pointer_cast<LlamaImpl>(modules.at("backbone"));
+      tok = fw.tokenizer();
+    }
+    if (modules.count("txt_enc")) {
+      const FirmwareModule& t = fw.module("txt_enc");
+      M4_CHECK(t.assets.count("vocab.json") && t.assets.count("merges.txt"), ErrorCode::kMismatch, fw.dir().string(),
+               ": txt_enc has no vocab.json/merges.txt to encode label texts");
+      clip_tok = ClipTokenizer::load(fw.dir() / t.assets.at("vocab.json"), fw.dir() / t.assets.at("merges.txt"));
+    }
+    nlohmann::json peft = task.peft;
+    // A classifier head has one output per label.
+    if (task.trainable.count("head") && task.trainable.at("head") == "full" &&
+        peft.value("head", nlohmann::json::object()).value("kind", std::string("classifier")) == "classifier") {
+      peft["head"]["classes"] = static_cast<int64_t>(labels.size());
+    }
+    const PeftConfig pc = PeftConfig::from_json({{"trainable", task.trainable}, {"peft", peft}}, task.source.string());
+    std::vector<int64_t> init_ids;
+    if (!pc.prompt.init_text.empty() && tok) init_ids = tok->encode(pc.prompt.init_text);
+    adapter = std::make_unique<Adapter>(modules, pc, fw.label(), init_ids);
+    for (const auto& l : labels) {
+      if (tok) max_new_tokens = std::max<int64_t>(max_new_tokens, static_cast<int64_t>(tok->encode(l).size()) + 2);
+    }
+  }
+
+  bool classification() const { return !labels.empty(); }
+
+  // Encoder outputs for the batch's input modality.
+  EncoderOutput encode(const Batch& b) {
+    auto& m = modules.at(encoder);
+    auto get = [&](const char* name) {
+      const auto it = b.tensors.find(name);
+      M4_CHECK(it != b.tensors.end(), ErrorCode::kMismatch, "task ", task.task, ": ", encoder, " reads '", name,
+               "', which the dataset does not have");
+      return it->second;
+    };
+    if (auto* v = dynamic_cast<ClipVisionImpl*>(m.get())) {
+      at::Tensor px = get("image");
+      if (px.size(1) == 1) px = px.expand({px.size(0), 3, px.size(2), px.size(3)});  // grayscale -> RGB
+      return v->forward(clip_preprocess(px.contiguous(), v->config().image_size));
+    }
+    if (auto* w = dynamic_cast<WhisperEncoderImpl*>(m.get())) {
+      LogMelOptions o;
+      o.n_mels = w->config().num_mel_bins;
+      o.frames = w->config().frames();
+      return w->forward(whisper_log_mel(get("audio").to(at::kFloat), o));
+    }
+    if (auto* a = dynamic_cast<AstImpl*>(m.get())) {
+      // Whisper-style log-mel as a stand-in for AST's Kaldi fbank (not implemented).
+      LogMelOptions o;
+      o.n_mels = a->config().num_mel_bins;
+      o.frames = a->config().max_length;
+      return a->forward(whisper_log_mel(get("audio").to(at::kFloat), o).transpose(1, 2).contiguous());
+    }
+    if (auto* i = dynamic_cast<ImuEncoderImpl*>(m.get())) return i->forward(get("imu").to(at::kFloat));
+    M4_FAIL(ErrorCode::kMismatch, "task ", task.task, ": ", encoder, " is not an input encoder");
+  }
+
+  // Path-2: the input's embedding in the shared space.
+  at::Tensor input_embedding(const Batch& b) {
+    EncoderOutput out = encode(b);
+    if (auto* p = adapter->part("projector")) {
+      at::Tensor pooled = out.pooler_output.defined() ? out.pooler_output : out.last_hidden_state.mean(1);
+      return dynamic_cast<ProjectorImpl*>(p)->forward(pooled);
+    }
+    M4_CHECK(out.embeds.defined(), ErrorCode::kMismatch, "task ", task.task, ": ", encoder,
+             " has no projection into the text space; train a projector (trainable.projector: full)");
+    return out.embeds;
+  }
+
+  at::Tensor label_embeddings() {
+    const bool trained = task.trainable.count("txt_enc") && task.trainable.at("txt_enc") != "frozen";
+    if (!trained && frozen_label_embeds.defined()) return frozen_label_embeds;
+    auto* txt = dynamic_cast<ClipTextImpl*>(modules.at("txt_enc").get());
+    const auto texts = prompt.label_texts({}, labels);
+    ClipBatch cb = clip_tok->encode_batch(texts, txt->config().max_position_embeddings, false);
+    if (!trained) {
+      at::NoGradGuard ng;
+      frozen_label_embeds = txt->forward(cb.input_ids, cb.attention_mask).embeds.detach();
+      return frozen_label_embeds;
+    }
+    return txt->forward(cb.input_ids, cb.attention_mask).embeds;
+  }
+
+  PromptVars vars_of(const Batch& b, int64_t i) const {
+    PromptVars v;
+    for (const auto& [name, values] : b.texts) {
+      if (name != "target_text") v[name] = values.at(i);
+    }
+    PromptVars declared;
+    for (const auto& name : prompt.variables) {
+      if (v.count(name)) declared[name] = v[name];
+    }
+    return declared;
+  }
+
+  std::string backbone_prompt(const Batch& b, int64_t i) const {
+    return prompt.has_module(PromptModule::kBackbone) ? prompt.render(PromptModule::kBackbone, vars_of(b, i)) : "";
+  }
+
+  std::string target_of(const Batch& b, int64_t i) const {
+    if (classification()) {
+      const int64_t y = b.tensors.at("label")[i].item<int64_t>();
+      return labels.at(y);
+    }
+    const auto it = b.texts.find("target_text");
+    M4_CHECK(it != b.texts.end(), ErrorCode::kMismatch, "task ", task.task, ": generation needs 'target_text' in the dataset");
+    return it->second.at(i);
+  }
+
+  int64_t pad() const { return std::max<int64_t>(tok->pad_id(), 0); }
+
+  // Backbone inputs: bos + prompt (+ " " + target + eos when training), right-padded;
+  // labels -100 except on target tokens. Left padding for generation.
+  struct Seq {
+    at::Tensor ids, mask, labels;
+  };
+  Seq sequences(const Batch& b, bool with_target) const {
+    std::vector<std::vector<int64_t>> rows, labs;
+    for (int64_t i = 0; i < b.size(); ++i) {
+      std::vector<int64_t> ids;
+      if (tok->bos_id() >= 0) ids.push_back(tok->bos_id());
+      for (auto t : tok->encode(backbone_prompt(b, i))) ids.push_back(t);
+      std::vector<int64_t> lab(ids.size(), kIgnore);
+      if (with_target) {
+        for (auto t : tok->encode(target_of(b, i))) {
+          ids.push_back(t);
+          lab.push_back(t);
+        }
+        if (tok->eos_id() >= 0) {
+          ids.push_back(tok->eos_id());
+          lab.push_back(tok->eos_id());
+        }
+      }
+      rows.push_back(ids);
+      labs.push_back(lab);
+    }
+    size_t T = 1;
+    for (const auto& r : rows) T = std::max(T, r.size());
+    const int64_t B = b.size();
+    Seq s{at::full({B, static_cast<int64_t>(T)}, pad(), at::kLong), at::zeros({B, static_cast<int64_t>(T)}, at::kLong),
+          at::full({B, static_cast<int64_t>(T)}, kIgnore, at::kLong)};
+    for (int64_t i = 0; i < B; ++i) {
+      const int64_t n = static_cast<int64_t>(rows[i].size());
+      const int64_t off = with_target ? 0 : static_cast<int64_t>(T) - n;  // generation: left padding
+      s.ids[i].narrow(0, off, n).copy_(at::tensor(rows[i], at::kLong));
+      s.mask[i].narrow(0, off, n).fill_(1);
+      s.labels[i].narrow(0, off, n).copy_(at::tensor(labs[i], at::kLong));
+    }
+    return s;
+  }
+
+  // Path-1: projected encoder tokens (B, N, hidden) that go before the text.
+  at::Tensor prefix(const Batch& b) {
+    if (task.path != 1) return at::Tensor();
+    EncoderOutput out = encode(b);
+    auto* p = adapter->part("projector");
+    M4_CHECK(p != nullptr, ErrorCode::kMismatch, "task ", task.task, ": Path-1 needs a projector (trainable.projector: full)");
+    return dynamic_cast<ProjectorImpl*>(p)->forward(out.last_hidden_state);
+  }
+
+  at::Tensor head_logits(const Seq& s, const at::Tensor& pre) {
+    LlamaForwardOptions fo;
+    fo.logits = false;
+    fo.hidden_states = true;
+    LlamaOutput out;
+    at::Tensor mask = s.mask;
+    if (pre.defined()) {
+      PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
+      out = backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, fo);
+      mask = p.attention_mask;
+    } else {
+      out = backbone->forward(s.ids, s.mask, {}, nullptr, fo);
+    }
+    at::Tensor h = out.hidden_states.back();  // (B, T', hidden); T' - T = soft prompt tokens in front
+    // The last real token of each right-padded row: its final hidden state is the feature.
+    at::Tensor last = mask.sum(1) - 1 + (h.size(1) - mask.size(1));  // (B)
+    at::Tensor feat = h.gather(1, last.view({-1, 1, 1}).expand({h.size(0), 1, h.size(2)})).squeeze(1);
+    return dynamic_cast<ClassifierHeadImpl*>(adapter->part("head"))->forward(feat);
+  }
+
+  bool has_classifier_head() const {
+    return task.trainable.count("head") && task.trainable.at("head") == "full" && adapter->config().head.kind == "classifier";
+  }
+
+  at::Tensor loss(const Batch& b) {
+    if (task.path == 2) {
+      at::Tensor logits = cosine_logits(input_embedding(b), label_embeddings(), kCosineScale);
+      return at::cross_entropy_loss(logits, b.tensors.at("label"));
+    }
+    at::Tensor pre = prefix(b);
+    if (has_classifier_head()) {
+      return at::cross_entropy_loss(head_logits(sequences(b, false), pre), b.tensors.at("label"));
+    }
+    Seq s = sequences(b, true);
+    at::Tensor logits, labels = s.labels;
+    if (pre.defined()) {
+      PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
+      logits = backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids).logits;
+      labels = at::cat({at::full({b.size(), pre.size(1)}, kIgnore, at::kLong), labels}, 1);
+    } else {
+      logits = backbone->forward(s.ids, s.mask).logits;
+    }
+    const int64_t extra = logits.size(1) - labels.size(1);  // soft prompt positions
+    if (extra > 0) labels = at::cat({at::full({b.size(), extra}, kIgnore, at::kLong), labels}, 1);
+    const int64_t T = logits.size(1);
+    return at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}),
+                                  labels.narrow(1, 1, T - 1).reshape({-1}), {}, at::Reduction::Mean, kIgnore);
+  }
+
+  std::vector<Prediction> predict(const Batch& b) {
+    std::vector<Prediction> out(static_cast<size_t>(b.size()));
+    if (task.path == 2) {
+      at::Tensor logits = cosine_logits(input_embedding(b), label_embeddings(), kCosineScale);
+      for (int64_t i = 0; i < b.size(); ++i) {
+        auto& p = out[static_cast<size_t>(i)];
+        p.label = logits[i].argmax().item<int64_t>();
+        p.text = labels.at(p.label);
+        at::Tensor row = logits[i].contiguous();
+        p.scores.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+      }
+      return out;
+    }
+    at::Tensor pre = prefix(b);
+    if (has_classifier_head()) {
+      at::Tensor logits = head_logits(sequences(b, false), pre).contiguous();
+      for (int64_t i = 0; i < b.size(); ++i) {
+        auto& p = out[static_cast<size_t>(i)];
+        p.label = logits[i].argmax().item<int64_t>();
+        p.text = labels.at(p.label);
+        at::Tensor row = logits[i].contiguous();
+        p.scores.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+      }
+      return out;
+    }
+    Seq s = sequences(b, false);
+    GenerateOptions o;
+    o.max_new_tokens = max_new_tokens;
+    if (tok->eos_id() >= 0) o.stop_ids = {tok->eos_id()};
+    o.pad_id = pad();
+    at::Tensor gen = generate(*backbone, s.ids, s.mask, o, pre);
+    for (int64_t i = 0; i < b.size(); ++i) {
+      std::vector<int64_t> ids;
+      for (int64_t j = 0; j < gen.size(1); ++j) {
+        const int64_t t = gen[i][j].item<int64_t>();
+        if (t == tok->eos_id()) break;
+        ids.push_back(t);
+      }
+      auto& p = out[static_cast<size_t>(i)];
+      p.text = tok->decode(ids);
+      if (classification()) p.label = prompt.parse_answer(p.text, labels).label;
+    }
+    return out;
+  }
+};
+
+TaskModel::TaskModel(const Firmware& fw, const TaskConfig& task, PromptTemplate prompt, std::vector<std::string> label_names,
+                     const std::filesystem::path& adapter_file)
+    : impl_(std::make_unique<Impl>(fw, task, std::move(prompt), std::move(label_names))) {
+  if (!adapter_file.empty()) impl_->adapter->load(adapter_file);
+}
+
+TaskModel::~TaskModel() = default;
+
+Adapter& TaskModel::adapter() { return *impl_->adapter; }
+const TaskConfig& TaskModel::task() const { return impl_->task; }
+const std::vector<std::string>& TaskModel::labels() const { return impl_->labels; }
+
+at::Tensor TaskModel::loss(const Batch& batch) {
+  impl_->adapter->train(true);
+  return impl_->loss(batch);
+}
+
+std::vector<Prediction> TaskModel::predict(const Batch& batch) {
+  at::NoGradGuard ng;
+  impl_->adapter->eval();
+  return impl_->predict(batch);
+}
+
+}  // namespace m4

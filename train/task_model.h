@@ -19,6 +19,8 @@
 
 namespace m4 {
 
+using data::Batch;
+
 struct Prediction {
   int64_t label = -1;         // classification: the label id; -1 when the answer maps to none
   std::string text;           // generation: the generated text (classification: the label text)

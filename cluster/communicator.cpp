@@ -1,0 +1,156 @@
+// Single-process and MPI communicators, with a watchdog on collectives.
+#include "cluster/communicator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "firmware/error.h"
+
+#ifdef M4_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace m4 {
+namespace {
+
+class SingleProcess : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world() const override { return 1; }
+  std::string backend() const override { return "single"; }
+  void allreduce_sum(at::Tensor&) override {}
+  void barrier() override {}
+  [[noreturn]] void abort(int code, const std::string& why) override {
+    spdlog::error("aborting: {}", why);
+    std::_Exit(code);
+  }
+};
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) {
+    if (std::getenv(v) != nullptr) return true;
+  }
+  return false;
+}
+
+#ifdef M4_WITH_MPI
+// Aborts the job if a collective outlives the timeout: a dead or hung peer
+// must fail the job, not leave the others waiting forever.
+class Watchdog {
+ public:
+  Watchdog(std::chrono::seconds timeout, int rank) : timeout_(timeout), rank_(rank), thread_([this] { run(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void begin(const char* what) {
+    std::lock_guard<std::mutex> l(mu_);
+    what_ = what;
+    deadline_ = std::chrono::steady_clock::now() + timeout_;
+    armed_ = true;
+    cv_.notify_all();
+  }
+  void end() {
+    std::lock_guard<std::mutex> l(mu_);
+    armed_ = false;
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stop_) {
+      if (!armed_) {
+        cv_.wait(l);
+        continue;
+      }
+      if (cv_.wait_until(l, deadline_) == std::cv_status::timeout && armed_ && std::chrono::steady_clock::now() >= deadline_) {
+        spdlog::error("rank {}: {} did not finish within {} s (a peer rank died or hangs); aborting the job", rank_, what_,
+                      timeout_.count());
+        MPI_Abort(MPI_COMM_WORLD, 75);
+      }
+    }
+  }
+  std::chrono::seconds timeout_;
+  int rank_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false, armed_ = false;
+  const char* what_ = "";
+  std::chrono::steady_clock::time_point deadline_;
+  std::thread thread_;
+};
+
+class Mpi : public Communicator {
+ public:
+  explicit Mpi(const CommunicatorOptions& o) {
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+    // Errors return codes instead of aborting inside MPI, so we can say what failed.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_);
+    watchdog_ = std::make_unique<Watchdog>(o.collective_timeout, rank_);
+  }
+  ~Mpi() override {
+    watchdog_.reset();
+    MPI_Finalize();
+  }
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  std::string backend() const override { return "mpi"; }
+  void allreduce_sum(at::Tensor& buffer) override {
+    M4_CHECK(buffer.is_contiguous() && buffer.scalar_type() == at::kFloat && !buffer.is_cuda(), ErrorCode::kInternal,
+             "allreduce_sum takes a contiguous CPU f32 buffer");
+    watchdog_->begin("MPI_Allreduce");
+    const int rc = MPI_Allreduce(MPI_IN_PLACE, buffer.data_ptr<float>(), static_cast<int>(buffer.numel()), MPI_FLOAT,
+                                 MPI_SUM, MPI_COMM_WORLD);
+    watchdog_->end();
+    if (rc != MPI_SUCCESS) abort(75, "MPI_Allreduce failed (a peer rank died?)");
+  }
+  void barrier() override {
+    watchdog_->begin("MPI_Barrier");
+    const int rc = MPI_Barrier(MPI_COMM_WORLD);
+    watchdog_->end();
+    if (rc != MPI_SUCCESS) abort(75, "MPI_Barrier failed (a peer rank died?)");
+  }
+  [[noreturn]] void abort(int code, const std::string& why) override {
+    spdlog::error("rank {}: aborting the job: {}", rank_, why);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+ private:
+  int rank_ = 0, world_ = 1;
+  std::unique_ptr<Watchdog> watchdog_;
+};
+#endif
+
+}  // namespace
+
+bool mpi_available() {
+#ifdef M4_WITH_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options) {
+  if (!launched_by_mpi()) return std::make_unique<SingleProcess>();
+#ifdef M4_WITH_MPI
+  return std::make_unique<Mpi>(options);
+#else
+  M4_FAIL(ErrorCode::kInvalidArgument, "started under mpirun/srun, but this m4forge was built without MPI");
+#endif
+}
+
+}  // namespace m4

@@ -1,0 +1,42 @@
+// The process group a training job runs in: rank and world from MPI when the
+// process was started by mpirun/srun (one process otherwise), and the one
+// collective the trainer needs, a sum all-reduce of a flat f32 buffer. A
+// collective that does not finish within the timeout (a rank died or hangs)
+// aborts the whole job instead of hanging forever.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace m4 {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world() const = 0;
+  virtual std::string backend() const = 0;  // "single", "mpi"
+  // In-place sum over ranks of a contiguous CPU f32 tensor.
+  virtual void allreduce_sum(at::Tensor& buffer) = 0;
+  virtual void barrier() = 0;
+  // Ends every rank of the job with `code` (MPI_Abort under MPI).
+  [[noreturn]] virtual void abort(int code, const std::string& why) = 0;
+};
+
+struct CommunicatorOptions {
+  // A collective that takes longer than this aborts the job (a peer died or hangs).
+  std::chrono::seconds collective_timeout{300};
+};
+
+// MPI when launched under mpirun/srun (OMPI_COMM_WORLD_SIZE, PMI_SIZE or
+// PMIX_RANK in the environment) and built with MPI; else a single process.
+std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options = {});
+
+// Whether this binary was built with MPI support.
+bool mpi_available();
+
+}  // namespace m4

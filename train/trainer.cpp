@@ -1,0 +1,250 @@
+// The training loop: sharded data, one flat gradient all-reduce per step,
+// AdamW with warmup + schedule, clipping, accumulation, atomic checkpoints,
+// exact resume, preemption by signal, metrics JSONL and progress lines.
+#include "train/trainer.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+
+#include "data/dataset_reader.h"
+#include "data/loader.h"
+#include "firmware/atomic_file.h"
+#include "firmware/error.h"
+#include "firmware/sha256.h"
+#include "prompts/prompt_template.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/schedule.h"
+#include "train/task_model.h"
+
+namespace m4 {
+namespace {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+std::shared_ptr<data::DatasetReader> open_split(const TaskConfig& task, const std::string& file, const char* split) {
+  M4_CHECK(!file.empty(), ErrorCode::kInvalidArgument, task.source.string(), ": data.", split, " is not set");
+  M4_CHECK(fs::exists(file), ErrorCode::kIo, file, ": no such dataset (", split, " split of task ", task.task, ")",
+           task.data.prepare.empty() ? (task.data.user_supplied ? std::string(" (hint: this task needs user-supplied data: ") + task.data.note + ")" : std::string())
+                                     : " (hint: build it with `" + task.data.prepare + "`)");
+  return data::DatasetReader::open(file);
+}
+
+// Gradients of all trainable tensors, flattened into one bucket with one extra
+// slot (the stop flag), all-reduced, averaged, and written back.
+bool reduce_gradients(const std::vector<at::Tensor>& params, Communicator& comm, bool stop) {
+  std::vector<at::Tensor> flat;
+  for (const auto& p : params) {
+    flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : at::zeros({p.numel()}, p.options()));
+  }
+  flat.push_back(at::full({1}, stop ? 1.0f : 0.0f));
+  at::Tensor bucket = at::cat(flat).contiguous();
+  comm.allreduce_sum(bucket);
+  const float any_stop = bucket[bucket.numel() - 1].item<float>();
+  bucket.div_(static_cast<double>(comm.world()));
+  int64_t off = 0;
+  at::NoGradGuard ng;
+  for (auto& p : params) {
+    const int64_t n = p.numel();
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    p.mutable_grad().copy_(bucket.narrow(0, off, n).view(p.sizes()));
+    off += n;
+  }
+  return any_stop > 0;
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  double total = 0;
+  for (const auto& p : params) {
+    if (p.grad().defined()) total += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+  }
+  total = std::sqrt(total);
+  if (max_norm > 0 && total > max_norm) {
+    const double scale = max_norm / (total + 1e-6);  // torch.nn.utils.clip_grad_norm_
+    at::NoGradGuard ng;
+    for (const auto& p : params) {
+      if (p.grad().defined()) p.grad().mul_(scale);
+    }
+  }
+  return total;
+}
+
+std::string file_digest(const std::string& path) {
+  return fs::exists(path) ? "sha256:" + to_hex(sha256_file(path)) : "";
+}
+
+}  // namespace
+
+void request_stop() { g_stop.store(true); }
+
+TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainOptions& opt, Communicator& comm) {
+  const int rank = comm.rank(), world = comm.world();
+  const bool lead = rank == 0;
+  const int64_t accum = task.train.grad_accum;
+  M4_CHECK(task.train.batch_size % (world * accum) == 0, ErrorCode::kInvalidArgument, task.source.string(),
+           ": train.batch_size ", task.train.batch_size, " must be a multiple of world (", world, ") x grad_accum (", accum,
+           ")");
+  const int64_t per_rank = task.train.batch_size / (world * accum);
+  g_stop.store(false);
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+
+  auto train_data = open_split(task, task.data.train, "train");
+  std::shared_ptr<data::DatasetReader> test_data;
+  if (!task.data.test.empty() && fs::exists(task.data.test)) test_data = data::DatasetReader::open(task.data.test);
+  PromptTemplate prompt = load_prompt_template(opt.repo_root, task.prompt);
+  const std::string init_from = task.peft.value("init_from", std::string());
+  TaskModel model(fw, task, prompt, train_data->attributes().label_names, init_from);
+  Adapter& adapter = model.adapter();
+  const std::vector<at::Tensor> params = adapter.trainable_tensors();
+  AdamWOptions ao;
+  ao.lr = task.optim.lr;
+  ao.beta1 = task.optim.beta1;
+  ao.beta2 = task.optim.beta2;
+  ao.eps = task.optim.eps;
+  ao.weight_decay = task.optim.weight_decay;
+  AdamW optimizer(params, ao);
+
+  CheckpointState state;
+  if (opt.resume) {
+    if (auto ckpt = latest_checkpoint(opt.run_dir)) {
+      state = read_checkpoint(*ckpt, adapter, optimizer);
+      if (lead) spdlog::info("resumed from {} (step {})", ckpt->string(), state.step);
+    } else if (lead) {
+      spdlog::info("--resume: no checkpoint in {}, starting fresh", opt.run_dir.string());
+    }
+  }
+  data::LoaderOptions lo;
+  lo.batch_size = per_rank;
+  lo.rank = rank;
+  lo.world = world;
+  lo.seed = static_cast<uint64_t>(task.train.seed);
+  lo.prefetch = 2;
+  data::Loader loader(train_data, lo, state.loader);
+
+  if (lead) {
+    fs::create_directories(opt.run_dir);
+    spdlog::info("task {} on {}: {} ranks ({}), global batch {} = {} x {} x {}; trainable params: {} || all params: {} "
+                 "|| trainable%: {:.4f}",
+                 task.task, fw.label(), world, comm.backend(), task.train.batch_size, per_rank, world, accum,
+                 adapter.trainable_count(), adapter.total_count(),
+                 100.0 * static_cast<double>(adapter.trainable_count()) / static_cast<double>(adapter.total_count()));
+  }
+  adapter.check_frozen();
+  std::ofstream metrics;
+  if (lead) metrics.open(opt.run_dir / "metrics.jsonl", std::ios::app);
+  const bool tty = lead && ::isatty(STDERR_FILENO);
+  const auto t0 = Clock::now();
+  const int64_t first_step = state.step;
+  TrainSummary summary;
+
+  auto save = [&] {
+    state.loader = loader.state();
+    state.rng_state_hex = cpu_rng_state();
+    if (lead) write_checkpoint(opt.run_dir, adapter, optimizer, state);
+    comm.barrier();
+  };
+  auto eval_now = [&](int64_t limit) -> std::optional<EvalResult> {
+    if (!test_data) return std::nullopt;
+    return evaluate(model, test_data, limit);
+  };
+
+  bool stopped = false;
+  while (state.step < task.train.steps) {
+    // Dropout draws from a generator seeded by (seed, rank, step): every rank's
+    // stream is reproducible, so a resumed run continues exactly, at any world.
+    at::manual_seed(static_cast<uint64_t>(task.train.seed) * 1000003ull + static_cast<uint64_t>(rank) * 7919ull +
+                    static_cast<uint64_t>(state.step));
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      std::optional<data::Batch> b = loader.next();
+      if (!b) b = loader.next();  // epoch boundary
+      M4_CHECK(b.has_value(), ErrorCode::kMismatch, task.data.train, ": too few samples for one batch of ", per_rank,
+               " per rank");
+      at::Tensor loss = model.loss(*b) / static_cast<double>(accum);
+      loss.backward();
+      loss_sum += loss.item<double>();
+    }
+    const bool stop_here = g_stop.load() || (opt.stop_after > 0 && state.step + 1 - first_step >= opt.stop_after);
+    const bool any_stop = reduce_gradients(params, comm, stop_here);
+    const double gnorm = clip_grad_norm(params, task.optim.clip_grad_norm);
+    const double lr = scheduled_lr(task.optim.schedule, task.optim.lr, state.step, task.optim.warmup_steps, task.train.steps);
+    optimizer.step(lr);
+    optimizer.zero_grad();
+    adapter.check_frozen();
+    ++state.step;
+    state.last_loss = loss_sum;
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double sps = static_cast<double>((state.step - first_step) * task.train.batch_size) / std::max(secs, 1e-9);
+    if (lead) {
+      metrics << nlohmann::json({{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", gnorm}, {"samples_per_s", sps}}).dump()
+              << "\n";
+      metrics.flush();
+      const double eta = static_cast<double>(task.train.steps - state.step) * secs / static_cast<double>(state.step - first_step);
+      if (tty) {
+        std::fprintf(stderr, "\rstep %lld/%lld  loss %.4f  %.1f samples/s  ETA %.0f s   ", (long long)state.step,
+                     (long long)task.train.steps, loss_sum, sps, eta);
+        std::fflush(stderr);
+      } else if (state.step % opt.log_every == 0 || state.step == task.train.steps) {
+        spdlog::info("step {}/{} loss {:.4f} lr {:.2e} grad_norm {:.3f} {:.1f} samples/s ETA {:.0f} s", state.step,
+                     task.train.steps, loss_sum, lr, gnorm, sps, eta);
+      }
+    }
+    if (any_stop) {
+      save();
+      if (lead) spdlog::info("stop requested: checkpoint at step {} written; resume with --resume", state.step);
+      stopped = true;
+      break;
+    }
+    const bool eval_step = task.train.eval_every > 0 && state.step % task.train.eval_every == 0 && state.step < task.train.steps;
+    if (eval_step) {
+      if (auto r = eval_now(opt.eval_limit); r && lead) {
+        if (tty) std::fprintf(stderr, "\n");
+        spdlog::info("step {}: {} {:.4f} on {} test samples", state.step, r->metric, r->value, r->samples);
+        metrics << nlohmann::json({{"step", state.step}, {"eval_" + r->metric, r->value}, {"eval_samples", r->samples}}).dump() << "\n";
+      }
+    }
+    if ((opt.checkpoint_every > 0 && state.step % opt.checkpoint_every == 0) || (opt.checkpoint_every == 0 && eval_step)) save();
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  summary.steps = state.step;
+  summary.last_loss = state.last_loss;
+  summary.preempted = stopped;
+  if (stopped) return summary;
+
+  save();
+  if (auto r = eval_now(0)) {
+    summary.metrics[r->metric] = r->value;
+    if (lead) {
+      spdlog::info("final: {} {:.4f} on {} test samples", r->metric, r->value, r->samples);
+      metrics << nlohmann::json({{"step", state.step}, {"eval_" + r->metric, r->value}, {"eval_samples", r->samples}}).dump() << "\n";
+    }
+  }
+  if (lead) {
+    adapter.save(opt.run_dir / "adapter.safetensors");
+    nlohmann::json run = {
+        {"task_config", task.resolved},
+        {"config_path", task.source.string()},
+        {"firmware", {{"id", fw.id()}, {"name", fw.manifest().name}, {"version", fw.manifest().version}}},
+        {"dataset_digests", {{"train", file_digest(task.data.train)}, {"test", file_digest(task.data.test)}}},
+        {"metrics", summary.metrics},
+        {"training", {{"steps", state.step}, {"world", world}, {"backend", comm.backend()}, {"last_loss", state.last_loss},
+                      {"trainable_parameters", adapter.trainable_count()}}}};
+    write_file_atomic(opt.run_dir / "run.json", run.dump(1) + "\n");
+    spdlog::info("wrote {}", (opt.run_dir / "adapter.safetensors").string());
+  }
+  comm.barrier();
+  return summary;
+}
+
+}  // namespace m4

@@ -1,0 +1,40 @@
+// `m4forge train`: one task's adapter trained on one process or many (MPI).
+// Global batch = per-rank batch x world x grad_accum = train.batch_size, so the
+// same config gives the same run at any world size. Rank 0 writes checkpoints,
+// metrics and the final adapter; SIGTERM/SIGINT checkpoint and exit cleanly.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "cluster/communicator.h"
+#include "firmware/firmware.h"
+#include "prompts/task_config.h"
+
+namespace m4 {
+
+struct TrainOptions {
+  std::filesystem::path run_dir;   // checkpoints/, metrics.jsonl, adapter.safetensors, run.json
+  std::filesystem::path repo_root;  // prompts/templates
+  bool resume = false;              // continue from the newest complete checkpoint
+  int64_t checkpoint_every = 0;     // steps; 0: at each eval and at the end
+  int64_t log_every = 10;
+  int64_t eval_limit = 256;         // samples of the test split for periodic evaluation (0: all)
+  int64_t stop_after = 0;           // testing aid: stop (as if preempted) after this many steps; 0: never
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double last_loss = 0;
+  bool preempted = false;
+  std::map<std::string, double> metrics;  // final evaluation
+};
+
+TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainOptions& options, Communicator& comm);
+
+// Set by the SIGTERM/SIGINT handler that train_task installs.
+void request_stop();
+
+}  // namespace m4
