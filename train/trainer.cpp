@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include "data/dataset_reader.h"
 #include "data/loader.h"
@@ -159,8 +160,23 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
     return evaluate(model, test_data, limit);
   };
 
+  // Fault injection for the multi-process tests: M4FORGE_FAULT=kill:RANK:STEP
+  // (SIGKILL, as a node loss) or hang:RANK:STEP (as a stuck rank).
+  std::string fault_kind;
+  int64_t fault_rank = -1, fault_step = -1;
+  if (const char* f = std::getenv("M4FORGE_FAULT")) {
+    char kind[8] = {0};
+    long long fr = -1, fs_ = -1;
+    if (std::sscanf(f, "%7[a-z]:%lld:%lld", kind, &fr, &fs_) == 3) fault_kind = kind, fault_rank = fr, fault_step = fs_;
+  }
+
   bool stopped = false;
   while (state.step < task.train.steps) {
+    if (rank == fault_rank && state.step == fault_step) {
+      spdlog::warn("rank {}: M4FORGE_FAULT {} at step {}", rank, fault_kind, state.step);
+      if (fault_kind == "kill") std::raise(SIGKILL);
+      if (fault_kind == "hang") std::this_thread::sleep_for(std::chrono::hours(24));
+    }
     // Dropout draws from a generator seeded by (seed, rank, step): every rank's
     // stream is reproducible, so a resumed run continues exactly, at any world.
     at::manual_seed(static_cast<uint64_t>(task.train.seed) * 1000003ull + static_cast<uint64_t>(rank) * 7919ull +

@@ -1,0 +1,65 @@
+// Shared by the trainer tests: a demo firmware, a tiny Path-2 image dataset
+// (Fashion-MNIST's 10 label names, random 28x28 images) and a task config
+// laid out like the repository's (configs/tasks/ beside prompts/templates).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "data/dataset_writer.h"
+#include "firmware/demo.h"
+#include "tests/support/test_util.h"
+
+namespace m4::test {
+
+struct TinyTask {
+  std::filesystem::path root;    // repo-like: configs/tasks, prompts/templates (linked), data
+  std::filesystem::path config;  // root/configs/tasks/tiny_images.yaml
+  std::filesystem::path firmware;
+};
+
+inline void write_tiny_images(const std::filesystem::path& file, int64_t n, uint64_t seed) {
+  data::DatasetContents c;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  c.tensors["image"] = at::randint(0, 256, {n, 1, 28, 28}, gen, at::kLong).to(at::kByte);
+  c.tensors["label"] = at::arange(n, at::kLong).remainder(10);
+  c.attrs.label_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  c.attrs.source = "m4forge test: random images";
+  c.attrs.license = "CC0";
+  data::write_dataset(file, c);
+}
+
+// `extra` is appended to the YAML (e.g. overrides of train.*).
+inline TinyTask make_tiny_task(const std::filesystem::path& root, const std::string& train_line =
+                                   "train: {batch_size: 4, grad_accum: 1, steps: 6, eval_every: 0, seed: 0}") {
+  TinyTask t;
+  t.root = root;
+  std::filesystem::create_directories(root / "configs" / "tasks");
+  std::filesystem::create_directories(root / "prompts");
+  std::filesystem::create_directory_symlink(repo_dir() / "prompts" / "templates", root / "prompts" / "templates");
+  write_tiny_images(root / "train.h5", 16, 1);
+  write_tiny_images(root / "test.h5", 10, 2);
+  t.config = root / "configs" / "tasks" / "tiny_images.yaml";
+  std::ofstream(t.config) << "# m4forge train configs/tasks/tiny_images.yaml\n"
+                             "task: tiny_images\n"
+                             "description: test task\n"
+                             "path: 2\n"
+                             "modules: [img_enc, txt_enc]\n"
+                             "trainable: {img_enc: lora, txt_enc: frozen}\n"
+                             "peft: {lora: {r: 2, alpha: 4, dropout: 0.1, targets: [\"img_enc.layers.*.self_attn.{q,v}_proj\"]}}\n"
+                             "prompt: fashion_mnist\n"
+                             "data: {train: " << (root / "train.h5").string() << ", test: " << (root / "test.h5").string() << "}\n"
+                             "metric: accuracy\n"
+                             "optim: {lr: 1.0e-2, schedule: cosine, warmup_steps: 2, clip_grad_norm: 1.0}\n"
+                          << train_line << "\n";
+  t.firmware = root / "fw";
+  DemoOptions o;
+  o.out = t.firmware;
+  init_demo(o);
+  return t;
+}
+
+}  // namespace m4::test

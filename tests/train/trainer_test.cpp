@@ -1,0 +1,132 @@
+// The trainer in one process: AdamW equals torch's, the schedule's shape,
+// exact resume after a stop (bit-identical adapter), checkpoint selection when
+// a write was cut short, and frozen firmware bytes unchanged.
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <torch/optim/adamw.h>
+
+#include "cluster/communicator.h"
+#include "firmware/atomic_file.h"
+#include "firmware/safetensors.h"
+#include "firmware/sha256.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+#include "tests/train/train_test_util.h"
+
+namespace m4 {
+namespace {
+namespace fs = std::filesystem;
+
+TEST(AdamW, MatchesTorchOptimAdamW) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  at::Tensor a = at::randn({5, 7}, gen).requires_grad_(true), b = a.detach().clone().requires_grad_(true);
+  AdamW mine({a}, {1e-2, 0.9, 0.999, 1e-8, 0.05});
+  torch::optim::AdamW theirs(std::vector<at::Tensor>{b}, torch::optim::AdamWOptions(1e-2).weight_decay(0.05));
+  for (int i = 0; i < 10; ++i) {
+    at::Tensor g = at::randn({5, 7}, gen);
+    a.mutable_grad() = g.clone();
+    b.mutable_grad() = g.clone();
+    mine.step(1e-2);
+    theirs.step();
+  }
+  EXPECT_LT(test::max_abs_diff(a, b), 1e-6);
+  EXPECT_GT(test::max_abs_diff(a, at::zeros_like(a)), 0.1);  // it moved
+}
+
+TEST(Schedule, WarmupThenCosineLinearConstant) {
+  EXPECT_DOUBLE_EQ(scheduled_lr("cosine", 1.0, 0, 4, 20), 0.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr("cosine", 1.0, 2, 4, 20), 0.5);
+  EXPECT_DOUBLE_EQ(scheduled_lr("cosine", 1.0, 4, 4, 20), 1.0);
+  EXPECT_NEAR(scheduled_lr("cosine", 1.0, 12, 4, 20), 0.5, 1e-12);
+  EXPECT_NEAR(scheduled_lr("cosine", 1.0, 20, 4, 20), 0.0, 1e-12);
+  EXPECT_DOUBLE_EQ(scheduled_lr("linear", 1.0, 12, 4, 20), 0.5);
+  EXPECT_DOUBLE_EQ(scheduled_lr("constant", 2.0, 19, 0, 20), 2.0);
+  test::expect_error([] { scheduled_lr("step", 1.0, 5, 0, 10); }, {"unknown schedule 'step'"});
+}
+
+class Trainer : public ::testing::Test {
+ protected:
+  void SetUp() override { task_ = test::make_tiny_task(tmp_.path()); }
+  TrainSummary run(const fs::path& run_dir, bool resume, int64_t stop_after = 0) {
+    auto comm = make_communicator();
+    TaskConfig cfg = load_task_config(task_.config, {}, task_.root);
+    TrainOptions o;
+    o.run_dir = run_dir;
+    o.repo_root = task_.root;
+    o.resume = resume;
+    o.stop_after = stop_after;
+    o.checkpoint_every = 2;
+    Firmware fw = Firmware::open(task_.firmware);
+    return train_task(fw, cfg, o, *comm);
+  }
+  std::map<std::string, std::string> firmware_hashes() {
+    std::map<std::string, std::string> h;
+    for (const auto& e : fs::recursive_directory_iterator(task_.firmware)) {
+      if (e.is_regular_file()) h[e.path().string()] = to_hex(sha256_file(e.path()));
+    }
+    return h;
+  }
+  test::TempDir tmp_;
+  test::TinyTask task_;
+};
+
+TEST_F(Trainer, StopThenResumeGivesTheBitIdenticalAdapter) {
+  const auto before = firmware_hashes();
+  TrainSummary full = run(tmp_ / "full", false);
+  EXPECT_EQ(full.steps, 6);
+  EXPECT_FALSE(full.preempted);
+  ASSERT_TRUE(full.metrics.count("accuracy"));
+  TrainSummary part = run(tmp_ / "split", false, /*stop_after=*/3);
+  EXPECT_TRUE(part.preempted);
+  EXPECT_EQ(part.steps, 3);
+  EXPECT_FALSE(fs::exists(tmp_ / "split" / "adapter.safetensors"));
+  TrainSummary rest = run(tmp_ / "split", true);
+  EXPECT_EQ(rest.steps, 6);
+  SafetensorsFile a = SafetensorsFile::open(tmp_ / "full" / "adapter.safetensors");
+  SafetensorsFile b = SafetensorsFile::open(tmp_ / "split" / "adapter.safetensors");
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  ASSERT_GT(a.tensors().size(), 0u);
+  for (const auto& info : a.tensors()) {
+    EXPECT_EQ(a.bytes(info), b.bytes(*b.find(info.name))) << info.name;  // bit-identical
+  }
+  EXPECT_EQ(firmware_hashes(), before);
+  // The run recorded what bundles need.
+  const auto run_json = nlohmann::json::parse(read_text_file(tmp_ / "full" / "run.json"));
+  EXPECT_EQ(run_json["firmware"]["id"], Firmware::open(task_.firmware).id());
+  EXPECT_EQ(run_json["dataset_digests"]["train"].get<std::string>().rfind("sha256:", 0), 0u);
+}
+
+TEST_F(Trainer, AnInterruptedCheckpointWriteLeavesThePreviousSelected) {
+  run(tmp_ / "r", false, /*stop_after=*/4);  // checkpoints at steps 2 and 4
+  const fs::path root = tmp_ / "r" / "checkpoints";
+  ASSERT_EQ(latest_checkpoint(tmp_ / "r"), root / "step-00000004");
+  // A write killed before the rename: a .tmp directory, ignored.
+  fs::create_directories(root / "step-00000006.tmp");
+  write_file_atomic(root / "step-00000006.tmp" / "state.json", "{");
+  EXPECT_EQ(latest_checkpoint(tmp_ / "r"), root / "step-00000004");
+  // A directory missing a file and a pointer to it (written out of order): skipped.
+  fs::create_directories(root / "step-00000008");
+  fs::copy_file(root / "step-00000004" / "state.json", root / "step-00000008" / "state.json");
+  write_file_atomic(root / "latest", "step-00000008\n");
+  EXPECT_EQ(latest_checkpoint(tmp_ / "r"), root / "step-00000004");
+  TrainSummary rest = run(tmp_ / "r", true);
+  EXPECT_EQ(rest.steps, 6);
+}
+
+TEST_F(Trainer, MissingDataNamesTheFileAndTheCommandThatBuildsIt) {
+  auto comm = make_communicator();
+  TaskConfig cfg = load_task_config(task_.config, {"data.train=" + (tmp_ / "nope.h5").string()}, task_.root);
+  TrainOptions o;
+  o.run_dir = tmp_ / "x";
+  o.repo_root = task_.root;
+  Firmware fw = Firmware::open(task_.firmware);
+  test::expect_error([&] { train_task(fw, cfg, o, *comm); }, {"nope.h5", "no such dataset"});
+  TaskConfig odd = load_task_config(task_.config, {"train.batch_size=6", "train.grad_accum=4"}, task_.root);
+  test::expect_error([&] { train_task(fw, odd, o, *comm); }, {"train.batch_size 6 must be a multiple of world (1) x grad_accum (4)"});
+}
+
+}  // namespace
+}  // namespace m4
