@@ -88,6 +88,7 @@ int train_cmd(int argc, char** argv) {
     std::cerr << "m4forge: error: rank " << comm->rank() << ": " << msg << "\n";
     comm->abort(me ? static_cast<int>(me->code()) : 1, "rank failed");
   }
+  return 1;  // not reached: abort() ends the process
 }
 
 int eval_cmd(int argc, char** argv) {

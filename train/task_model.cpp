@@ -23,7 +23,7 @@
 namespace m4 {
 namespace {
 
-constexpr double kCosineScale = 100.0;  // CLIP's logit scale: Path-2 temperature 0.01
+constexpr double kCosineScale = 1.0 / 0.07;  // CLIP's initial logit scale (temperature 0.07): trainable from random heads
 constexpr int64_t kIgnore = -100;
 
 // The firmware modules a task loads, with the encoder slot it reads inputs through.
