@@ -245,6 +245,19 @@ struct TaskModel::Impl {
   }
 
   at::Tensor loss(const Batch& b) {
+    if (task.path == 3 && b.tensors.count("input_ids")) {
+      // Pre-tokenized text: causal-LM loss on every real token (HF's labels = input_ids).
+      const at::Tensor ids = b.tensors.at("input_ids");
+      const auto m = b.tensors.find("attention_mask");
+      const at::Tensor mask = m != b.tensors.end() ? m->second : at::ones_like(ids);
+      at::Tensor logits = backbone->forward(ids, mask).logits;
+      at::Tensor labels = ids.masked_fill(mask.eq(0), kIgnore);
+      const int64_t extra = logits.size(1) - labels.size(1);  // soft prompt positions
+      if (extra > 0) labels = at::cat({at::full({b.size(), extra}, kIgnore, at::kLong), labels}, 1);
+      const int64_t T = logits.size(1);
+      return at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}),
+                                    labels.narrow(1, 1, T - 1).reshape({-1}), {}, at::Reduction::Mean, kIgnore);
+    }
     if (task.path == 2) {
       at::Tensor logits = cosine_logits(input_embedding(b), label_embeddings(), kCosineScale);
       return at::cross_entropy_loss(logits, b.tensors.at("label"));

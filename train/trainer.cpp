@@ -21,6 +21,7 @@
 #include "prompts/prompt_template.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/curve_plot.h"
 #include "train/evaluate.h"
 #include "train/schedule.h"
 #include "train/task_model.h"
@@ -257,6 +258,8 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
         {"training", {{"steps", state.step}, {"world", world}, {"backend", comm.backend()}, {"last_loss", state.last_loss},
                       {"trainable_parameters", adapter.trainable_count()}}}};
     write_file_atomic(opt.run_dir / "run.json", run.dump(1) + "\n");
+    metrics.close();
+    plot_curve(read_curve(opt.run_dir / "metrics.jsonl"), opt.run_dir / "curve.png");
     spdlog::info("wrote {}", (opt.run_dir / "adapter.safetensors").string());
   }
   comm.barrier();

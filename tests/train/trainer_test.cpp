@@ -10,6 +10,7 @@
 #include "cluster/communicator.h"
 #include "firmware/atomic_file.h"
 #include "firmware/safetensors.h"
+#include "data/png_image.h"
 #include "firmware/sha256.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
@@ -97,6 +98,11 @@ TEST_F(Trainer, StopThenResumeGivesTheBitIdenticalAdapter) {
   const auto run_json = nlohmann::json::parse(read_text_file(tmp_ / "full" / "run.json"));
   EXPECT_EQ(run_json["firmware"]["id"], Firmware::open(task_.firmware).id());
   EXPECT_EQ(run_json["dataset_digests"]["train"].get<std::string>().rfind("sha256:", 0), 0u);
+  // A training curve a person can open: a real PNG of the plotted size, not blank.
+  data::Image png = data::read_png(tmp_ / "full" / "curve.png", 3);
+  EXPECT_EQ(png.width, 640);
+  EXPECT_EQ(png.height, 360);
+  EXPECT_TRUE(std::any_of(png.pixels.begin(), png.pixels.end(), [](uint8_t v) { return v < 200; }));
 }
 
 TEST_F(Trainer, AnInterruptedCheckpointWriteLeavesThePreviousSelected) {
