@@ -52,7 +52,7 @@ struct TaskModel::Impl {
 
   Impl(const Firmware& f, const TaskConfig& t, PromptTemplate p, std::vector<std::string> dataset_labels)
       : fw(f), task(t), prompt(std::move(p)) {
-    labels = prompt.labels_for(dataset_labels);
+    if (prompt.labels_from_dataset || !prompt.labels.empty()) labels = prompt.labels_for(dataset_labels);  // else: generation
     for (const auto& m : task.modules) {
       M4_CHECK(fw.has(m), ErrorCode::kMismatch, task.source.string(), ": the task needs module ", m, ", which ",
                fw.label(), " does not have");
@@ -61,7 +61,7 @@ struct TaskModel::Impl {
     encoder = input_encoder(task);
     if (modules.count("backbone")) {
       backbone = std::dynamic_pointer_cast<LlamaImpl>(modules.at("backbone"));
-      tok = fw.tokenizer();
+      if (fw.module("backbone").assets.count("tokenizer.model")) tok = fw.tokenizer();  // pre-tokenized data needs none
     }
     if (modules.count("txt_enc")) {
       const FirmwareModule& t = fw.module("txt_enc");
@@ -177,6 +177,8 @@ struct TaskModel::Impl {
     at::Tensor ids, mask, labels;
   };
   Seq sequences(const Batch& b, bool with_target) const {
+    M4_CHECK(tok.has_value(), ErrorCode::kMismatch, fw.dir().string(), ": the backbone has no tokenizer.model, so task ",
+             task.task, " needs pre-tokenized input_ids data");
     std::vector<std::vector<int64_t>> rows, labs;
     for (int64_t i = 0; i < b.size(); ++i) {
       std::vector<int64_t> ids;

@@ -61,7 +61,7 @@ TEST(HfTrajectory, TwentyAdamWStepsThroughTheTrainerMatchPeft) {
                         "task: hf_lora\ndescription: peft fixture trajectory\npath: 3\nmodules: [backbone]\n"
                         "trainable: {backbone: lora}\npeft: " << peft_yaml << "\n"
                         "prompt: translation_de_en\n"
-                        "data: {train: " << (tmp / "train.h5").string() << "}\n"
+                        "data: {train: " << (tmp / "train.h5").string() << ", test: " << (tmp / "absent.h5").string() << "}\n"
                         "metric: bleu\n"
                         "optim: {lr: 1.0e-3, weight_decay: 0.01, betas: [0.9, 0.999], eps: 1.0e-8, schedule: constant, warmup_steps: 0, clip_grad_norm: 0}\n"
                         "train: {batch_size: 4, grad_accum: 1, steps: 20, eval_every: 0, seed: 0}\n";
