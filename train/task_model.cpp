@@ -284,31 +284,24 @@ struct TaskModel::Impl {
                                   labels.narrow(1, 1, T - 1).reshape({-1}), {}, at::Reduction::Mean, kIgnore);
   }
 
+  // One prediction per row of (B, L) label logits.
+  std::vector<Prediction> classify(const at::Tensor& logits) const {
+    std::vector<Prediction> out(static_cast<size_t>(logits.size(0)));
+    for (int64_t i = 0; i < logits.size(0); ++i) {
+      auto& p = out[static_cast<size_t>(i)];
+      p.label = logits[i].argmax().item<int64_t>();
+      p.text = labels.at(p.label);
+      at::Tensor row = logits[i].to(at::kFloat).contiguous();
+      p.scores.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+    }
+    return out;
+  }
+
   std::vector<Prediction> predict(const Batch& b) {
     std::vector<Prediction> out(static_cast<size_t>(b.size()));
-    if (task.path == 2) {
-      at::Tensor logits = cosine_logits(input_embedding(b), label_embeddings(), kCosineScale);
-      for (int64_t i = 0; i < b.size(); ++i) {
-        auto& p = out[static_cast<size_t>(i)];
-        p.label = logits[i].argmax().item<int64_t>();
-        p.text = labels.at(p.label);
-        at::Tensor row = logits[i].contiguous();
-        p.scores.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-      }
-      return out;
-    }
+    if (task.path == 2) return classify(cosine_logits(input_embedding(b), label_embeddings(), kCosineScale));
     at::Tensor pre = prefix(b);
-    if (has_classifier_head()) {
-      at::Tensor logits = head_logits(sequences(b, false), pre).contiguous();
-      for (int64_t i = 0; i < b.size(); ++i) {
-        auto& p = out[static_cast<size_t>(i)];
-        p.label = logits[i].argmax().item<int64_t>();
-        p.text = labels.at(p.label);
-        at::Tensor row = logits[i].contiguous();
-        p.scores.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
-      }
-      return out;
-    }
+    if (has_classifier_head()) return classify(head_logits(sequences(b, false), pre));
     Seq s = sequences(b, false);
     GenerateOptions o;
     o.max_new_tokens = max_new_tokens;
