@@ -94,7 +94,10 @@ H5File H5File::create(const std::filesystem::path& path) {
   quiet_hdf5();
   H5File f;
   f.where_ = path.string();
-  f.file_ = Hid(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), f.where_,
+  // The root group without timestamps, like every dataset (reproducible files).
+  Hid fcpl(check(H5Pcreate(H5P_FILE_CREATE), f.where_, "H5Pcreate failed", ErrorCode::kInternal), H5Pclose);
+  check_status(H5Pset_obj_track_times(fcpl.get(), 0), f.where_, "cannot turn off timestamps", ErrorCode::kInternal);
+  f.file_ = Hid(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT), f.where_,
                       "cannot create HDF5 file", ErrorCode::kIo),
                 H5Fclose);
   return f;
@@ -261,6 +264,9 @@ Hid create_dataset(hid_t file, const std::string& name, ElemType type, const std
   Hid dcpl(check(H5Pcreate(H5P_DATASET_CREATE), where, "H5Pcreate failed", ErrorCode::kInternal), H5Pclose);
   check_status(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), where,
                "cannot set chunking of '" + name + "'", ErrorCode::kInternal);
+  // No object timestamps: the same data gives the same bytes (reproducible datasets).
+  check_status(H5Pset_obj_track_times(dcpl.get(), 0), where, "cannot turn off timestamps of '" + name + "'",
+               ErrorCode::kInternal);
   Hid strtype;
   hid_t ftype = file_type(type);
   if (type == ElemType::kString) {

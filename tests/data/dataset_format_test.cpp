@@ -2,10 +2,14 @@
 // problem the reader must report in one line (dtype, N, labels, corrupt files).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <fstream>
 
 #include "data/dataset_reader.h"
 #include "data/dataset_writer.h"
+#include "firmware/atomic_file.h"
 #include "data/hdf5_file.h"
 #include "tests/data/data_test_util.h"
 #include "tests/support/test_util.h"
@@ -48,6 +52,15 @@ TEST_F(DatasetFormat, ImageLabelTextRoundTrip) {
   EXPECT_EQ(r->read_text("text", iota(37)), c.texts["text"]);
   EXPECT_EQ(r->read_text("target_text", {3})[0], "ünïcode ✓");
   EXPECT_EQ(r->labels().size(), 37u);
+}
+
+TEST_F(DatasetFormat, TheSameContentsGiveTheSameBytes) {
+  DatasetContents c = test::indexed_contents(11, 3);
+  c.tensors["image"] = at::randint(0, 256, {11, 1, 4, 4}, at::kByte);
+  data::write_dataset(tmp_ / "a.h5", c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a later second: timestamps would differ
+  data::write_dataset(tmp_ / "b.h5", c);
+  EXPECT_EQ(read_text_file(tmp_ / "a.h5"), read_text_file(tmp_ / "b.h5"));
 }
 
 TEST_F(DatasetFormat, ScatteredReadsComeBackInTheOrderAsked) {
