@@ -14,7 +14,7 @@ PACKAGES=(
   libspdlog-dev libcxxopts-dev nlohmann-json3-dev
   libgtest-dev libssl-dev
   libsentencepiece-dev
-  libhdf5-dev libsndfile1-dev libyaml-cpp-dev
+  libhdf5-dev libsndfile1-dev libyaml-cpp-dev libpng-dev zlib1g-dev python3
   libopenmpi-dev openmpi-bin
   libsodium-dev minisign
   base-files
