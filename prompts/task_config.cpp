@@ -235,7 +235,8 @@ bool valid_id(const std::string& s) {
 // what earlier ones found valid (path_ok, ...), so one mistake is reported once.
 class Checker {
  public:
-  Checker(json& j, const std::filesystem::path& repo_root) : j(j), repo_root(repo_root) {}
+  Checker(json& j, const std::filesystem::path& repo_root, const PromptTemplate* given_prompt = nullptr)
+      : j(j), repo_root(repo_root), given_prompt(given_prompt) {}
 
   TaskConfig run() {
     std::set<std::string> dropped;  // badly typed: already reported, not "missing" too
@@ -540,7 +541,8 @@ class Checker {
     }
     if (lookup(j, "prompt")) {
       try {
-        const PromptTemplate t = load_prompt_template(repo_root, c.prompt);
+        // A bundle carries its template; the repo's copy may differ or be absent.
+        const PromptTemplate t = given_prompt ? *given_prompt : load_prompt_template(repo_root, c.prompt);
         if (path_ok && c.path == 2 && !t.has_module(PromptModule::kTextEncoder)) {
           problems.push_back("prompt: Path-2 needs an [E] segment in template '" + c.prompt + "' (txt_enc input)");
         }
@@ -575,6 +577,7 @@ class Checker {
 
   json& j;
   const std::filesystem::path& repo_root;
+  const PromptTemplate* given_prompt;
   TaskConfig c;
   bool path_ok = false, modules_ok = false, metric_ok = false;
   std::set<std::string> methods_used;  // lora / prefix / prompt
@@ -628,8 +631,10 @@ void apply_override(json& j, const std::string& text) {
   }
 }
 
-TaskConfig task_config_from_json(json j, const std::vector<std::string>& overrides,
-                                 const std::filesystem::path& repo_root, const std::string& where) {
+namespace {
+TaskConfig task_config_from_json_impl(json j, const std::vector<std::string>& overrides,
+                                      const std::filesystem::path& repo_root, const PromptTemplate* prompt,
+                                      const std::string& where) {
   if (!j.is_object()) check_problems({"expected a mapping (task, path, modules, ...)"}, where);
   {
     std::vector<std::string> bad;
@@ -643,12 +648,24 @@ TaskConfig task_config_from_json(json j, const std::vector<std::string>& overrid
     check_problems(bad, where, ErrorCode::kInvalidArgument);
   }
 
-  Checker checker(j, repo_root);
+  Checker checker(j, repo_root, prompt);
   TaskConfig c = checker.run();
+  if (prompt && c.prompt != prompt->id)
+    checker.problems.push_back("prompt: config names template '" + c.prompt + "' but the given template is '" + prompt->id + "'");
   check_problems(checker.problems, where);
   j["trainable"] = c.trainable;
   c.resolved = j;
   return c;
+}
+}  // namespace
+
+TaskConfig task_config_from_json(json j, const std::vector<std::string>& overrides,
+                                 const std::filesystem::path& repo_root, const std::string& where) {
+  return task_config_from_json_impl(std::move(j), overrides, repo_root, nullptr, where);
+}
+
+TaskConfig task_config_from_json(json j, const PromptTemplate& prompt, const std::string& where) {
+  return task_config_from_json_impl(std::move(j), {}, {}, &prompt, where);
 }
 
 TaskConfig load_task_config(const std::filesystem::path& path, const std::vector<std::string>& overrides,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "prompts/metrics.h"
+#include "prompts/prompt_template.h"
 
 namespace m4 {
 
@@ -64,6 +65,9 @@ TaskConfig load_task_config(const std::filesystem::path& path, const std::vector
 TaskConfig task_config_from_json(nlohmann::json j, const std::vector<std::string>& overrides,
                                  const std::filesystem::path& repo_root, const std::string& where);
 
+// Same, with the prompt template given instead of read from prompts/templates
+// (a bundle's manifest carries its own); its id must be the config's `prompt`.
+TaskConfig task_config_from_json(nlohmann::json j, const PromptTemplate& prompt, const std::string& where);
 // Applies one "a.b.c=value" override in place; a key outside the schema is an
 // error naming it and listing what exists there.
 void apply_override(nlohmann::json& j, const std::string& override_text);

@@ -1,0 +1,73 @@
+// Bundle-vs-firmware classification (see compat.h).
+#include "export/compat.h"
+
+#include "export/bundle_reader.h"
+#include "firmware/error.h"
+#include "firmware/firmware.h"
+
+namespace m4 {
+
+const char* compat_status_name(CompatStatus s) {
+  switch (s) {
+    case CompatStatus::kOk: return "ok";
+    case CompatStatus::kRetrain: return "retrain";
+    case CompatStatus::kIncompatible: return "incompatible";
+    case CompatStatus::kBad: return "bad";
+  }
+  return "bad";
+}
+
+nlohmann::json CompatRow::to_json() const {
+  return {{"bundle", bundle.string()}, {"status", compat_status_name(status)}, {"task", task},
+          {"firmware", firmware},      {"detail", detail}};
+}
+
+bool compat_accepted(const CompatRow& row, bool allow_retrain) {
+  return row.status == CompatStatus::kOk || (allow_retrain && row.status == CompatStatus::kRetrain);
+}
+
+CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key, const Firmware& fw,
+                          const FirmwareShapes& shapes) {
+  CompatRow row;
+  row.bundle = bundle;
+  VerifiedBundle v;
+  try {
+    v = verify_bundle(bundle, key);
+  } catch (const Error& e) {
+    row.detail = e.what();
+    // The row already names the bundle; keep only the failed check.
+    const std::string prefix = bundle.string() + ": ";
+    if (row.detail.rfind(prefix, 0) == 0) row.detail = row.detail.substr(prefix.size());
+    return row;
+  }
+  const BundleManifest& m = v.manifest;
+  row.task = m.task;
+  row.firmware = m.firmware_name + "@" + m.firmware_version;
+  if (m.firmware_id == fw.id()) {
+    if (const auto diff = first_touched_difference(m, shapes, fw.label())) {
+      // Same id but a missing tensor means the firmware directory was altered after import.
+      row.status = CompatStatus::kIncompatible;
+      row.detail = *diff;
+      return row;
+    }
+    row.status = CompatStatus::kOk;
+    row.detail = "bound to this firmware (" + fw.id() + ")";
+    return row;
+  }
+  if (const auto diff = first_touched_difference(m, shapes, fw.label())) {
+    row.status = CompatStatus::kIncompatible;
+    row.detail = *diff;
+    return row;
+  }
+  row.status = CompatStatus::kRetrain;
+  bool same_modules = !m.module_digests.empty();
+  for (const auto& [mod, digest] : m.module_digests) {
+    same_modules = same_modules && fw.has(mod) && fw.module(mod).digest == digest;
+  }
+  row.detail = same_modules ? "other firmware_id, but the touched modules' weights are identical; retrain or re-export to bind"
+                            : "all " + std::to_string(m.touched.size()) +
+                                  " touched tensors have the same shapes but the weights differ: retrain on " + fw.label();
+  return row;
+}
+
+}  // namespace m4

@@ -1,0 +1,34 @@
+// `m4forge compat`: one row per bundle classifying it against a firmware:
+// ok (exact firmware_id), retrain (same touched shapes, other weights),
+// incompatible (first offending tensor), bad (fails verification).
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "export/firmware_binding.h"
+#include "export/minisign.h"
+
+namespace m4 {
+
+enum class CompatStatus { kOk, kRetrain, kIncompatible, kBad };
+const char* compat_status_name(CompatStatus s);
+
+struct CompatRow {
+  std::filesystem::path bundle;
+  CompatStatus status = CompatStatus::kBad;
+  std::string task;         // empty when the bundle is bad
+  std::string firmware;     // what the bundle is bound to: "name@version"
+  std::string detail;       // why (the offending tensor, the failed check, ...)
+  nlohmann::json to_json() const;
+};
+
+// Never throws for a bad bundle: its error becomes the row's detail.
+CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key, const Firmware& fw,
+                          const FirmwareShapes& shapes);
+// Whether the row may be deployed under the policy.
+bool compat_accepted(const CompatRow& row, bool allow_retrain);
+
+}  // namespace m4

@@ -1,0 +1,43 @@
+// Firmware binding checks (see firmware_binding.h).
+#include "export/firmware_binding.h"
+
+#include "firmware/error.h"
+#include "firmware/firmware.h"
+#include "firmware/module_arch.h"
+
+namespace m4 {
+
+FirmwareShapes firmware_shapes(const Firmware& fw) {
+  FirmwareShapes out;
+  for (const auto& [name, mod] : fw.manifest().modules) {
+    const ModuleArch& arch = module_arch(mod.arch);
+    const WeightSet ws = fw.weights(name);
+    for (const auto& stored : ws.names()) {
+      const std::string internal = arch.internal_name(stored);
+      if (!internal.empty()) out[name + "." + internal] = ws.info(stored).shape;
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> first_touched_difference(const BundleManifest& m, const FirmwareShapes& shapes,
+                                                    const std::string& fw_label) {
+  for (const auto& t : m.touched) {
+    const auto it = shapes.find(t.name);
+    if (it == shapes.end()) return "tensor '" + t.name + "' " + shape_str(t.shape) + " is missing from " + fw_label;
+    if (it->second != t.shape)
+      return "tensor '" + t.name + "' has shape " + shape_str(it->second) + " in " + fw_label + " but the bundle needs " +
+             shape_str(t.shape);
+  }
+  return std::nullopt;
+}
+
+void check_binding(const BundleManifest& m, const Firmware& fw, const std::string& where) {
+  M4_CHECK(m.firmware_id == fw.id(), ErrorCode::kMismatch, where, ": firmware binding: bundle is bound to ", m.firmware_name,
+           "@", m.firmware_version, " (", m.firmware_id, ") but ", fw.dir().string(), " is ", fw.label(), " (", fw.id(),
+           ") (hint: m4forge compat tells whether the adapter needs retraining)");
+  const auto diff = first_touched_difference(m, firmware_shapes(fw), fw.label());
+  M4_CHECK(!diff, ErrorCode::kMismatch, where, ": firmware binding: ", diff.value_or(""));
+}
+
+}  // namespace m4

@@ -1,0 +1,31 @@
+// How a bundle's recorded firmware (id, touched tensor shapes) relates to an
+// actual firmware: the exact binding verify/run require and the classes compat reports.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "export/bundle_manifest.h"
+
+namespace m4 {
+
+class Firmware;
+
+// Full dotted internal names ("backbone.layers.0.self_attn.q_proj.weight") ->
+// shape, for every tensor of every module; read from headers only.
+using FirmwareShapes = std::map<std::string, std::vector<int64_t>>;
+FirmwareShapes firmware_shapes(const Firmware& fw);
+
+// The first touched tensor (in name order) that `shapes` lacks or has with
+// another shape, described in one phrase; nullopt when all fit.
+std::optional<std::string> first_touched_difference(const BundleManifest& m, const FirmwareShapes& shapes,
+                                                    const std::string& fw_label);
+
+// verify --firmware / run: the manifest's firmware_id must be `fw`'s and every
+// touched tensor present with its recorded shape. Throws naming `where`.
+void check_binding(const BundleManifest& m, const Firmware& fw, const std::string& where);
+
+}  // namespace m4

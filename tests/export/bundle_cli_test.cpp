@@ -1,0 +1,461 @@
+// End-to-end tests of keygen / export / verify / compat / run with the real
+// binary, checked against independent tools (GNU tar, sha256sum, Debian's
+// minisign), and one test per hostile bundle the issue lists.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "export/bundle_manifest.h"
+#include "export/bundle_writer.h"
+#include "export/minisign.h"
+#include "export/tar_archive.h"
+#include "firmware/atomic_file.h"
+#include "firmware/firmware.h"
+#include "firmware/module_loader.h"
+#include "peft/adapter.h"
+#include "prompts/prompt_template.h"
+#include "prompts/task_config.h"
+#include "tests/support/cli_test.h"
+#include "tests/support/test_util.h"
+
+namespace m4 {
+namespace {
+namespace fs = std::filesystem;
+using test::CliRun;
+using Entries = std::vector<std::pair<std::string, std::string>>;
+constexpr const char* kMinisign = "/usr/bin/minisign";
+
+std::string pad(std::string s) {
+  if (s.size() % 512) s.append(512 - s.size() % 512, '\0');
+  return s;
+}
+
+// A tar from (name, data) pairs, with an optional type flag per name.
+std::string make_tar(const Entries& entries, const std::map<std::string, char>& types = {}) {
+  std::string out;
+  for (const auto& [n, d] : entries) {
+    const auto t = types.find(n);
+    const char type = t == types.end() ? '0' : t->second;
+    out += tar_header(n, type == '0' ? d.size() : 0, 1700000000, type, type == '0' ? "" : "manifest.json");
+    if (type == '0') out += pad(d);
+  }
+  return out + std::string(1024, '\0');
+}
+
+std::set<std::string> listing(const fs::path& dir) {
+  std::set<std::string> s;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) s.insert(e.path().string());
+  return s;
+}
+
+class BundleCli : public test::CliTest {
+ protected:
+  void SetUp() override {
+    fw_ = demo("fw");
+    key_ = (tmp_ / "key").string();
+    ASSERT_EQ(m4({"keygen", "--out", key_}).code, 0);
+    cfg_ = (test::repo_dir() / "configs" / "tasks" / "translation_de_en.yaml").string();
+    adapter_ = make_adapter(fw_, tmp_ / "adapter.safetensors");
+    bundle_ = (tmp_ / "a.m4adapter").string();
+    CliRun r = export_bundle(bundle_, key_ + ".key");
+    ASSERT_EQ(r.code, 0) << r.err;
+    fs::create_directory(tmp_ / "hostile");
+  }
+
+  // The adapter a task config describes on `fw` (a classifier head gets the
+  // template's label count), with random weights so it changes outputs.
+  std::string make_adapter(const std::string& fw_dir, const fs::path& out, const std::string& cfg = "") {
+    const Firmware fw = Firmware::open(fw_dir);
+    const TaskConfig task = load_task_config(cfg.empty() ? cfg_ : cfg, {}, test::repo_dir());
+    nlohmann::json pj = task.peft;
+    if (task.trainable.count("head") && task.trainable.at("head") == "full") {
+      pj["head"]["classes"] = load_prompt_template(test::repo_dir(), task.prompt).labels.size();
+    }
+    const PeftConfig peft = PeftConfig::from_json({{"trainable", task.trainable}, {"peft", pj}}, cfg_);
+    Adapter a({{"backbone", load_firmware_module(fw, "backbone")}}, peft, fw.label());
+    torch::manual_seed(0);
+    {
+      torch::NoGradGuard g;
+      for (auto& p : a.parameters()) p.tensor.normal_(0, 0.02);
+    }
+    a.save(out);
+    return out.string();
+  }
+
+  CliRun export_bundle(const std::string& out, const std::string& key, const std::string& fw = "") {
+    return m4({"export", "--adapter", adapter_, "--task", cfg_, "--firmware", fw.empty() ? fw_ : fw, "--key", key, "--out", out,
+               "--log-level", "warn"});
+  }
+  CliRun verify(const std::string& bundle, const std::string& fw = "") {
+    std::vector<std::string> a = {"verify", bundle, "--pubkey", key_ + ".pub", "--log-level", "warn"};
+    if (!fw.empty()) a.insert(a.end(), {"--firmware", fw});
+    return m4(a);
+  }
+  Entries entries(const std::string& bytes) {
+    Entries e;
+    for (const auto& t : read_tar(bytes, {{"manifest.json", 1 << 20}, {"adapter.safetensors", 1ULL << 32},
+                                          {"manifest.json.minisig", 4096}}, "b")) {
+      e.push_back({t.name, std::string(t.data)});
+    }
+    return e;
+  }
+  Entries original() { return entries(test::slurp(bundle_)); }
+  // Writes a hostile bundle, verifies it, expects one error line naming the
+  // bundle and `needles`, and that verification wrote nothing.
+  void expect_refused(const std::string& name, const std::string& bytes, std::initializer_list<std::string> needles,
+                      const std::string& fw = "") {
+    const fs::path p = tmp_ / "hostile" / name;
+    write_file_atomic(p, bytes);
+    const auto before = listing(tmp_ / "hostile");
+    CliRun r = verify(p.string(), fw.empty() ? fw_ : fw);
+    expect_one_line_error(r, needles);
+    EXPECT_NE(r.err.find("m4forge: error: " + p.string() + ": "), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_EQ(listing(tmp_ / "hostile"), before);
+  }
+  // The manifest edited by `edit`, re-signed with our key: only the edited check can fail.
+  std::string resigned(const std::function<void(nlohmann::json&)>& edit) {
+    Entries e = original();
+    nlohmann::json m = nlohmann::json::parse(e[0].second);
+    edit(m);
+    const std::string text = m.dump(1) + "\n";
+    const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
+    const std::string comment = minisign::parse_signature(e[2].second, "s").trusted_comment;
+    return make_tar({{"manifest.json", text}, e[1], {"manifest.json.minisig", minisign::sign(key, text, comment)}});
+  }
+
+  std::string fw_, key_, cfg_, adapter_, bundle_;
+};
+
+TEST_F(BundleCli, EveryVerbHasHelp) {
+  for (const char* verb : {"keygen", "export", "verify", "compat", "run"}) {
+    CliRun r = m4({verb, "--help"});
+    EXPECT_EQ(r.code, 0) << verb;
+    EXPECT_NE(r.out.find("m4forge " + std::string(verb)), std::string::npos) << r.out;
+  }
+}
+
+TEST_F(BundleCli, KeygenWritesMinisignFilesAndNeverOverwrites) {
+  EXPECT_EQ(fs::status(key_ + ".key").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(test::slurp(key_ + ".pub").rfind("untrusted comment: minisign public key ", 0), 0u);
+  expect_one_line_error(m4({"keygen", "--out", key_}), {"refusing to overwrite a key"});
+}
+
+TEST_F(BundleCli, ExportVerifyCompatRoundTripWithIndependentTools) {
+  CliRun v = verify(bundle_, fw_);
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.out.find(": ok"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("binding:     ok"), std::string::npos) << v.out;
+
+  // GNU tar lists exactly the three regular files.
+  const fs::path x = tmp_ / "x";
+  fs::create_directory(x);
+  ASSERT_EQ(std::system(("tar -tvf " + bundle_ + " > " + (tmp_ / "list").string()).c_str()), 0);
+  std::istringstream list(test::slurp(tmp_ / "list"));
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(list, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 3u) << test::slurp(tmp_ / "list");
+  EXPECT_EQ(lines[0].substr(0, 10), "-rw-r--r--");
+  EXPECT_NE(lines[0].find(" manifest.json"), std::string::npos);
+  EXPECT_NE(lines[1].find(" adapter.safetensors"), std::string::npos);
+  EXPECT_NE(lines[2].find(" manifest.json.minisig"), std::string::npos);
+
+  // sha256sum of the extracted adapter is the manifest's digest; it is the exported file.
+  ASSERT_EQ(std::system(("tar -xf " + bundle_ + " -C " + x.string()).c_str()), 0);
+  ASSERT_EQ(std::system(("sha256sum " + (x / "adapter.safetensors").string() + " > " + (tmp_ / "sum").string()).c_str()), 0);
+  const nlohmann::json m = nlohmann::json::parse(test::slurp(x / "manifest.json"));
+  EXPECT_EQ("sha256:" + test::slurp(tmp_ / "sum").substr(0, 64), m["adapter"]["sha256"].get<std::string>());
+  EXPECT_EQ(test::slurp(x / "adapter.safetensors"), test::slurp(adapter_));
+  EXPECT_EQ(m["format"], "m4forge-bundle/1");
+  EXPECT_EQ(m["task"]["name"], "translation_de_en");
+  EXPECT_EQ(m["firmware"]["firmware_id"], Firmware::open(fw_).id());
+  EXPECT_EQ(m["firmware"]["touched"].size(), m["adapter"]["tensors"].size() / 2);  // q,v weights; lora_a + lora_b each
+  EXPECT_EQ(m["firmware"]["module_digests"].size(), 1u);
+  EXPECT_EQ(m["prompt"]["id"], "translation_de_en");
+  EXPECT_TRUE(m["provenance"]["m4forge"].contains("revision"));
+
+  // Debian's minisign verifies the manifest signature (prehashed required) with our public key.
+  if (fs::exists(kMinisign)) {
+    const std::string cmd = std::string(kMinisign) + " -V -H -p " + key_ + ".pub -m " + (x / "manifest.json").string() +
+                            " -x " + (x / "manifest.json.minisig").string() + " > " + (tmp_ / "mv").string();
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    EXPECT_NE(test::slurp(tmp_ / "mv").find("firmware_id=" + m["firmware"]["firmware_id"].get<std::string>()),
+              std::string::npos);
+  }
+
+  CliRun c = m4({"compat", "--firmware", fw_, bundle_, "--pubkey", key_ + ".pub", "--log-level", "warn"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.out.find(" ok "), std::string::npos) << c.out;
+}
+
+TEST_F(BundleCli, ExportFromARunDirectoryKeepsItsProvenance) {
+  const fs::path run = tmp_ / "run";
+  fs::create_directory(run);
+  fs::copy_file(adapter_, run / "adapter.safetensors");
+  const TaskConfig task = load_task_config(cfg_, {}, test::repo_dir());
+  const Firmware fw = Firmware::open(fw_);
+  const nlohmann::json run_json = {
+      {"task_config", task.resolved},
+      {"config_path", cfg_},
+      {"firmware", {{"id", fw.id()}, {"name", fw.manifest().name}, {"version", fw.manifest().version}}},
+      {"dataset_digests", {{"train", "sha256:" + std::string(64, '1')}}},
+      {"metrics", {{"bleu", 12.5}}},
+      {"training", {{"steps", 300}}}};
+  write_file_atomic(run / "run.json", run_json.dump(1));
+  const std::string out = (tmp_ / "run.m4adapter").string();
+  CliRun e = m4({"export", "--run", run.string(), "--firmware", fw_, "--key", key_ + ".key", "--out", out});
+  ASSERT_EQ(e.code, 0) << e.err;
+  ASSERT_EQ(verify(out, fw_).code, 0);
+  const nlohmann::json m = nlohmann::json::parse(entries(test::slurp(out))[0].second);
+  EXPECT_EQ(m["provenance"]["metrics"]["bleu"], 12.5);
+  EXPECT_EQ(m["provenance"]["training"]["steps"], 300);
+  EXPECT_EQ(m["provenance"]["dataset_digests"]["train"], "sha256:" + std::string(64, '1'));
+  // A run trained on another firmware is refused before anything is written.
+  const std::string b_fw = demo("fw-b", "1");
+  const std::string out2 = (tmp_ / "run2.m4adapter").string();
+  expect_one_line_error(m4({"export", "--run", run.string(), "--firmware", b_fw, "--key", key_ + ".key", "--out", out2}),
+                        {"the run trained on firmware_id"});
+  EXPECT_FALSE(fs::exists(out2));
+  expect_one_line_error(m4({"export", "--run", run.string(), "--adapter", adapter_, "--firmware", fw_, "--key",
+                            key_ + ".key", "--out", out2}),
+                        {"give either --run RUN_DIR or --adapter A --task CONFIG"});
+}
+
+TEST_F(BundleCli, ExportIsReproducibleWithSourceDateEpoch) {
+  ::setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+  const std::string a = (tmp_ / "r1.m4adapter").string(), b = (tmp_ / "r2.m4adapter").string();
+  ASSERT_EQ(export_bundle(a, key_ + ".key").code, 0);
+  ASSERT_EQ(export_bundle(b, key_ + ".key").code, 0);
+  ::unsetenv("SOURCE_DATE_EPOCH");
+  EXPECT_EQ(test::slurp(a), test::slurp(b));
+  EXPECT_NE(entries(test::slurp(a))[2].second.find("timestamp=1700000000"), std::string::npos);
+}
+
+TEST_F(BundleCli, VerifyAcceptsASignatureMadeByDebianMinisign) {
+  if (!fs::exists(kMinisign)) GTEST_SKIP() << "no " << kMinisign;
+  const fs::path d = tmp_ / "ms";
+  fs::create_directory(d);
+  const std::string pub = (d / "k.pub").string(), key = (d / "k.key").string();
+  ASSERT_EQ(std::system((std::string(kMinisign) + " -G -W -p " + pub + " -s " + key + " >/dev/null").c_str()), 0);
+  Entries e = original();
+  write_file_atomic(d / "manifest.json", e[0].second);
+  const std::string comment = minisign::parse_signature(e[2].second, "s").trusted_comment;
+  ASSERT_EQ(std::system((std::string(kMinisign) + " -S -H -s " + key + " -m " + (d / "manifest.json").string() + " -t '" +
+                         comment + "' >/dev/null").c_str()), 0);
+  const fs::path b = d / "ms.m4adapter";
+  write_file_atomic(b, make_tar({e[0], e[1], {"manifest.json.minisig", test::slurp(d / "manifest.json.minisig")}}));
+  CliRun r = m4({"verify", b.string(), "--pubkey", pub, "--firmware", fw_});
+  EXPECT_EQ(r.code, 0) << r.err;
+  // And m4forge export signs with minisign's -W secret key directly.
+  CliRun x = export_bundle((d / "x.m4adapter").string(), key);
+  ASSERT_EQ(x.code, 0) << x.err;
+  EXPECT_EQ(m4({"verify", (d / "x.m4adapter").string(), "--pubkey", pub}).code, 0);
+}
+
+TEST_F(BundleCli, PasswordProtectedKey) {
+  write_file_atomic(tmp_ / "pw", "correct horse\n");
+  write_file_atomic(tmp_ / "bad", "wrong horse\n");
+  const std::string k = (tmp_ / "pk").string();
+  ASSERT_EQ(m4({"keygen", "--out", k, "--password-file", (tmp_ / "pw").string(), "--kdf", "interactive"}).code, 0);
+  const std::string out = (tmp_ / "p.m4adapter").string();
+  expect_one_line_error(export_bundle(out, k + ".key"), {"password-protected", "--password-file"});
+  expect_one_line_error(m4({"export", "--adapter", adapter_, "--task", cfg_, "--firmware", fw_, "--key", k + ".key",
+                            "--password-file", (tmp_ / "bad").string(), "--out", out}),
+                        {"wrong password"});
+  EXPECT_FALSE(fs::exists(out));
+  ASSERT_EQ(m4({"export", "--adapter", adapter_, "--task", cfg_, "--firmware", fw_, "--key", k + ".key", "--password-file",
+                (tmp_ / "pw").string(), "--out", out}).code, 0);
+  EXPECT_EQ(m4({"verify", out, "--pubkey", k + ".pub"}).code, 0);
+}
+
+TEST_F(BundleCli, ExportRefusesAnAdapterThatDoesNotFitTheFirmware) {
+  const std::string other = (tmp_ / "fixture-fw").string();
+  ASSERT_EQ(m4({"firmware", "import-hf", "--backbone", (test::fixtures() / "llama").string(), "--name", "fixture", "--version",
+                "1.0.0", "--out", other, "--log-level", "warn"}).code, 0);
+  const std::string out = (tmp_ / "o.m4adapter").string();
+  expect_one_line_error(export_bundle(out, key_ + ".key", other), {"has shape", "firmware fixture@1.0.0"});
+  EXPECT_FALSE(fs::exists(out));
+  expect_one_line_error(export_bundle((tmp_ / "o.tar").string(), key_ + ".key"), {"must end in .m4adapter"});
+}
+
+// --- hostile bundles: one test each ---
+
+TEST_F(BundleCli, RefusesAFlippedByteInTheTensorData) {
+  std::string b = test::slurp(bundle_);
+  Entries e = entries(b);
+  const size_t off = b.find(e[1].second) + e[1].second.size() - 3;  // inside the last tensor's bytes
+  b[off] ^= 0x01;
+  expect_refused("tensor.m4adapter", b, {"adapter.safetensors digest mismatch", "tensor data was changed"});
+}
+
+TEST_F(BundleCli, RefusesAFlippedByteInTheManifest) {
+  Entries e = original();
+  e[0].second[e[0].second.find("translation_de_en") + 2] ^= 0x01;
+  expect_refused("manifest.m4adapter", make_tar(e), {"manifest.json.minisig: signature does not verify"});
+}
+
+TEST_F(BundleCli, RefusesAFlippedByteInTheSignature) {
+  Entries e = original();
+  std::string& s = e[2].second;
+  const size_t line2 = s.find('\n') + 1;
+  const size_t at = s.find('\n', line2) - 10;  // inside the 64 signature bytes
+  s[at] = s[at] == 'A' ? 'B' : 'A';
+  expect_refused("signature.m4adapter", make_tar(e), {"manifest.json.minisig: signature does not verify"});
+}
+
+TEST_F(BundleCli, RefusesAFlippedByteInTheTrustedComment) {
+  Entries e = original();
+  std::string& s = e[2].second;
+  s[s.find("task=") + 5] ^= 0x01;
+  expect_refused("comment.m4adapter", make_tar(e), {"trusted comment signature does not verify"});
+}
+
+TEST_F(BundleCli, RefusesAnExtraFile) {
+  Entries e = original();
+  e.push_back({"README", "hello"});
+  expect_refused("extra.m4adapter", make_tar(e), {"tar: unexpected entry 'README'", "a bundle holds exactly"});
+}
+
+TEST_F(BundleCli, RefusesAMissingFile) {
+  Entries e = original();
+  e.erase(e.begin() + 1);
+  expect_refused("missing.m4adapter", make_tar(e), {"tar: missing entry 'adapter.safetensors'"});
+}
+
+TEST_F(BundleCli, RefusesASymlinkEntry) {
+  Entries e = original();
+  expect_refused("symlink.m4adapter", make_tar(e, {{"adapter.safetensors", '2'}}),
+                 {"entry 'adapter.safetensors' is a symbolic link"});
+}
+
+TEST_F(BundleCli, RefusesAHardLinkEntry) {
+  Entries e = original();
+  expect_refused("hardlink.m4adapter", make_tar(e, {{"manifest.json.minisig", '1'}}),
+                 {"entry 'manifest.json.minisig' is a hard link"});
+}
+
+TEST_F(BundleCli, RefusesAnAbsolutePath) {
+  Entries e = original();
+  e[1].first = "/adapter.safetensors";
+  expect_refused("absolute.m4adapter", make_tar(e), {"entry '/adapter.safetensors' has an absolute path"});
+}
+
+TEST_F(BundleCli, RefusesADotDotPath) {
+  Entries e = original();
+  e[0].first = "../manifest.json";
+  expect_refused("dotdot.m4adapter", make_tar(e), {"entry '../manifest.json' has a '..' path"});
+}
+
+TEST_F(BundleCli, RefusesATruncatedTar) {
+  const std::string b = test::slurp(bundle_);
+  expect_refused("truncated.m4adapter", b.substr(0, b.size() / 2), {"tar: entry 'adapter.safetensors' claims",
+                                                                      "truncated archive"});
+  expect_refused("truncated-end.m4adapter", b.substr(0, b.size() - 1024), {"truncated archive (no end-of-archive blocks"});
+}
+
+TEST_F(BundleCli, RefusesABundleSignedByAnotherKey) {
+  ASSERT_EQ(m4({"keygen", "--out", (tmp_ / "other").string()}).code, 0);
+  const std::string b = (tmp_ / "other.m4adapter").string();
+  ASSERT_EQ(export_bundle(b, (tmp_ / "other.key").string()).code, 0);
+  const std::string other_id = minisign::read_public_key(tmp_ / "other.pub").key_id();
+  expect_refused("other-key.m4adapter", test::slurp(b), {"signature made by key " + other_id, "not by the given public key"});
+}
+
+TEST_F(BundleCli, RefusesALegacyNonPrehashedSignature) {
+  Entries e = original();
+  const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
+  e[2].second = minisign::sign_legacy(key, e[0].second, minisign::parse_signature(e[2].second, "s").trusted_comment);
+  expect_refused("legacy.m4adapter", make_tar(e), {"legacy non-prehashed signature (Ed) refused"});
+}
+
+TEST_F(BundleCli, RefusesATrustedCommentNamingAnotherFirmware) {
+  Entries e = original();
+  const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
+  e[2].second = minisign::sign(key, e[0].second, "m4forge bundle task=x firmware_id=sha256:" + std::string(64, '0'));
+  expect_refused("comment-id.m4adapter", make_tar(e), {"trusted comment names firmware_id 'sha256:000"});
+}
+
+TEST_F(BundleCli, RefusesAManifestClaimingATensorTheAdapterLacks) {
+  const std::string b = resigned([](nlohmann::json& m) {
+    m["adapter"]["tensors"].push_back({{"name", "backbone.layers.0.mlp.up_proj.lora_a"}, {"dtype", "F32"}, {"shape", {4, 8}}});
+  });
+  expect_refused("claims.m4adapter", b, {"adapter tensors: the manifest lists 'backbone.layers.0.mlp.up_proj.lora_a', which "
+                                          "adapter.safetensors lacks"});
+}
+
+TEST_F(BundleCli, RefusesATenGigabyteSizeClaim) {
+  std::string b = test::slurp(bundle_);
+  const size_t h = pad(original()[0].second).size() + 512;  // the adapter's header
+  b.replace(h + 124, 12, "112402762000");                  // 10,000,000,000 in octal, full width
+  unsigned sum = 0;
+  for (size_t i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(b[h + i]);
+  char s[8];
+  std::snprintf(s, sizeof s, "%06o", sum);
+  b.replace(h + 148, 6, s, 6);
+  expect_refused("huge.m4adapter", b, {"entry 'adapter.safetensors' claims 10000000000 bytes, over its limit of 4294967296"});
+}
+
+TEST_F(BundleCli, RefusesABundleForFirmwareAOnFirmwareB) {
+  const std::string b_fw = demo("fw-b", "1");  // same shapes, other weights
+  expect_refused("other-fw.m4adapter", test::slurp(bundle_), {"firmware binding: bundle is bound to m4-demo@",
+                                                               "hint: m4forge compat"}, b_fw);
+  CliRun run = m4({"run", "--firmware", b_fw, "--bundle", bundle_, "--pubkey", key_ + ".pub", "--text", "Hallo"});
+  expect_one_line_error(run, {"firmware binding"});
+}
+
+TEST_F(BundleCli, CompatClassifiesOkRetrainIncompatibleAndBad) {
+  const std::string b_fw = demo("fw-b", "1");
+  const std::string fixture = (tmp_ / "fixture-fw").string();
+  ASSERT_EQ(m4({"firmware", "import-hf", "--backbone", (test::fixtures() / "llama").string(), "--name", "fixture", "--version",
+                "1.0.0", "--out", fixture, "--log-level", "warn"}).code, 0);
+  std::string bad = test::slurp(bundle_);
+  bad[bad.find("\"translation_de_en\"") + 3] ^= 1;
+  write_file_atomic(tmp_ / "bad.m4adapter", bad);
+  const std::string pub = key_ + ".pub";
+
+  CliRun ok = m4({"compat", "--firmware", fw_, bundle_, "--pubkey", pub});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+
+  CliRun re = m4({"compat", "--firmware", b_fw, bundle_, "--pubkey", pub});
+  EXPECT_NE(re.out.find("retrain"), std::string::npos) << re.out;
+  expect_one_line_error(re, {"compat: 1 of 1 bundles are not deployable", "--allow-retrain"});
+  EXPECT_EQ(m4({"compat", "--firmware", b_fw, bundle_, "--pubkey", pub, "--allow-retrain"}).code, 0);
+
+  CliRun in = m4({"compat", "--firmware", fixture, bundle_, (tmp_ / "bad.m4adapter").string(), "--pubkey", pub, "--json"});
+  expect_one_line_error(in, {"compat: 2 of 2"});
+  const nlohmann::json j = nlohmann::json::parse(in.out);
+  ASSERT_EQ(j["bundles"].size(), 2u);
+  EXPECT_EQ(j["bundles"][0]["status"], "incompatible");
+  EXPECT_NE(j["bundles"][0]["detail"].get<std::string>().find("tensor 'backbone.layers.0.self_attn.q_proj.weight' has shape"),
+            std::string::npos) << j.dump(1);
+  EXPECT_EQ(j["bundles"][1]["status"], "bad");
+  EXPECT_FALSE(j["bundles"][1]["accepted"].get<bool>());
+  EXPECT_NE(j["bundles"][1]["detail"].get<std::string>().find("manifest.json.minisig"), std::string::npos) << j.dump(1);
+}
+
+TEST_F(BundleCli, RunPredictsALabelForAClassificationBundle) {
+  const std::string cfg = (test::repo_dir() / "configs" / "tasks" / "text_classification.yaml").string();
+  const std::string a = make_adapter(fw_, tmp_ / "cls.safetensors", cfg);
+  const std::string b = (tmp_ / "cls.m4adapter").string();
+  CliRun e = m4({"export", "--adapter", a, "--task", cfg, "--firmware", fw_, "--key", key_ + ".key", "--out", b});
+  ASSERT_EQ(e.code, 0) << e.err;
+  CliRun r = m4({"run", "--firmware", fw_, "--bundle", b, "--pubkey", key_ + ".pub", "--text", "Stocks fell sharply today",
+                 "--log-level", "warn"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::set<std::string> labels = {"World\n", "Sports\n", "Business\n", "Sci/Tech\n"};
+  EXPECT_TRUE(labels.count(r.out)) << r.out;
+  std::cout << "[run] classification prediction: " << r.out;
+}
+
+TEST_F(BundleCli, RunVerifiesLoadsAndGenerates) {
+  CliRun r = m4({"run", "--firmware", fw_, "--bundle", bundle_, "--pubkey", key_ + ".pub", "--text", "Guten Morgen",
+                 "--log-level", "warn"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  std::cout << "[run] prediction: " << r.out;
+}
+
+}  // namespace
+}  // namespace m4
