@@ -32,4 +32,26 @@ $M4 train configs/tasks/fashion_mnist.yaml train.steps=150 train.eval_every=50 \
   --firmware "$OUT/fw" --run-dir "$OUT/runs/fashion_mnist"
 $M4 eval configs/tasks/fashion_mnist.yaml --firmware "$OUT/fw" \
   --adapter "$OUT/runs/fashion_mnist/adapter.safetensors" --limit 2000
+
+# Ship it: a signing key, a signed bundle bound to this firmware, verification
+# (also with Debian's minisign), and a prediction on one real test image.
+$M4 keygen --out "$OUT/demo-key"
+$M4 export --run "$OUT/runs/fashion_mnist" --firmware "$OUT/fw" --key "$OUT/demo-key.key" \
+  --out "$OUT/fashion_mnist.m4adapter"
+$M4 verify "$OUT/fashion_mnist.m4adapter" --pubkey "$OUT/demo-key.pub" --firmware "$OUT/fw"
+$M4 compat --firmware "$OUT/fw" "$OUT/fashion_mnist.m4adapter" --pubkey "$OUT/demo-key.pub"
+mkdir -p "$OUT/bundle" && tar -xf "$OUT/fashion_mnist.m4adapter" -C "$OUT/bundle"
+minisign -V -H -p "$OUT/demo-key.pub" -m "$OUT/bundle/manifest.json" -x "$OUT/bundle/manifest.json.minisig"
+python3 - "$OUT/test0.png" <<'PY'
+# The first Fashion-MNIST test image as a PNG (stdlib only).
+import gzip, struct, sys, zlib
+raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()[16:16 + 784]
+rows = b"".join(b"\x00" + raw[r * 28:(r + 1) * 28] for r in range(28))
+chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)) + \
+      chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+PY
+$M4 run --firmware "$OUT/fw" --bundle "$OUT/fashion_mnist.m4adapter" --pubkey "$OUT/demo-key.pub" \
+  --input "$OUT/test0.png"
 echo "demo: ok (outputs in $OUT/)"

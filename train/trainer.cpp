@@ -255,6 +255,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
         {"firmware", {{"id", fw.id()}, {"name", fw.manifest().name}, {"version", fw.manifest().version}}},
         {"dataset_digests", {{"train", file_digest(task.data.train)}, {"test", file_digest(task.data.test)}}},
         {"metrics", summary.metrics},
+        {"label_names", train_data->attributes().label_names},
         {"training", {{"steps", state.step}, {"world", world}, {"backend", comm.backend()}, {"last_loss", state.last_loss},
                       {"trainable_parameters", adapter.trainable_count()}}}};
     write_file_atomic(opt.run_dir / "run.json", run.dump(1) + "\n");
