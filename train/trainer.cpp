@@ -45,6 +45,7 @@ std::shared_ptr<data::DatasetReader> open_split(const TaskConfig& task, const st
 // Gradients of all trainable tensors, flattened into one bucket with one extra
 // slot (the stop flag), all-reduced, averaged, and written back.
 bool reduce_gradients(const std::vector<at::Tensor>& params, Communicator& comm, bool stop) {
+  if (comm.world() == 1) return stop;  // nothing to sum: skip the per-step copy in and out of the bucket
   std::vector<at::Tensor> flat;
   for (const auto& p : params) {
     flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : at::zeros({p.numel()}, p.options()));
