@@ -36,15 +36,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-// The repository root a task config belongs to: the nearest ancestor holding
-// prompts/templates, else the working directory (as `peft plan` finds it).
-fs::path repo_root_of(const fs::path& config) {
-  for (fs::path p = fs::absolute(config).parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
-    if (fs::is_directory(p / "prompts" / "templates")) return p;
-  }
-  return fs::current_path();
-}
-
 // Reproducible builds set SOURCE_DATE_EPOCH; otherwise the bundle records now.
 int64_t creation_time() {
   if (const char* e = std::getenv("SOURCE_DATE_EPOCH")) {

@@ -7,6 +7,8 @@
 
 #include "firmware/cpu_runtime.h"
 #include "firmware/error.h"
+#include "prompts/task_config.h"
+#include "train/trainer.h"
 
 namespace m4::cli {
 
@@ -53,12 +55,28 @@ std::string required(const cxxopts::ParseResult& r, const std::string& name) {
   return r[name].as<std::string>();
 }
 
-std::filesystem::path repo_root_of(const std::filesystem::path& config) {
-  namespace fs = std::filesystem;
-  for (fs::path p = fs::absolute(config).parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
-    if (fs::is_directory(p / "prompts" / "templates")) return p;
-  }
-  return fs::current_path();
+std::filesystem::path repo_root_of(const std::filesystem::path& config) { return find_repo_root(config); }
+
+std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r) {
+  if (r.count("firmware")) return r["firmware"].as<std::string>();
+  if (const char* env = std::getenv("M4FORGE_FIRMWARE")) return env;
+  M4_FAIL(ErrorCode::kInvalidArgument, "no firmware: pass --firmware DIR or set M4FORGE_FIRMWARE");
+}
+
+void add_train_loop_options(cxxopts::Options& o) {
+  o.add_options()(
+      "checkpoint-every", "steps between checkpoints (default: at each evaluation)", cxxopts::value<int64_t>()->default_value("0"))(
+      "log-every", "steps between log lines when not on a terminal", cxxopts::value<int64_t>()->default_value("10"))(
+      "eval-limit", "test samples for periodic evaluation (0: all)", cxxopts::value<int64_t>()->default_value("256"))(
+      "stop-after", "stop as if preempted after N steps (checkpoint, exit 0); for tests",
+      cxxopts::value<int64_t>()->default_value("0"));
+}
+
+void read_train_loop_options(const cxxopts::ParseResult& r, TrainOptions* to) {
+  to->checkpoint_every = r["checkpoint-every"].as<int64_t>();
+  to->log_every = std::max<int64_t>(1, r["log-every"].as<int64_t>());
+  to->eval_limit = r["eval-limit"].as<int64_t>();
+  to->stop_after = r["stop-after"].as<int64_t>();
 }
 
 }  // namespace m4::cli

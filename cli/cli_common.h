@@ -5,6 +5,10 @@
 #include <filesystem>
 #include <string>
 
+namespace m4 {
+struct TrainOptions;
+}
+
 namespace m4::cli {
 
 // Adds --help, --threads, --log-level to a subcommand's options.
@@ -25,6 +29,13 @@ int run_eval(int argc, char** argv);
 // The repository root a task config belongs to: the nearest ancestor holding
 // prompts/templates (configs/tasks/x.yaml -> ../..), else the working directory.
 std::filesystem::path repo_root_of(const std::filesystem::path& config);
+// --firmware DIR, else $M4FORGE_FIRMWARE; an error when neither is given.
+std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r);
+// The training loop's options shared by `train` and `train-many`
+// (--checkpoint-every, --log-every, --eval-limit, --stop-after), and their values.
+void add_train_loop_options(cxxopts::Options& options);
+void read_train_loop_options(const cxxopts::ParseResult& r, TrainOptions* out);
+int run_train_many(int argc, char** argv);
 // keygen, export, verify, compat, run (cli/bundle_cmd.cpp).
 int run_bundle_verb(const std::string& verb, int argc, char** argv);
 

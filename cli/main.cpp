@@ -28,6 +28,7 @@ constexpr const char* kUsage =
     "  peft plan|import-hf|export-hf   adapters: which module gets what; HF PEFT interop\n"
     "  data import|inspect  datasets as HDF5: convert raw forms, show counts/labels/provenance\n"
     "  train                train a task's adapter (one process, or under mpirun/srun)\n"
+    "  train-many           train many tasks from a job file over one resident firmware (MPI: spread over ranks)\n"
     "  eval                 a task's metric with an adapter and zero-shot\n"
     "  keygen               an Ed25519 signing key pair (minisign formats)\n"
     "  export               a signed .m4adapter bundle bound to one firmware\n"
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
     if (cmd == "peft") return m4::cli::run_peft(argc - 1, argv + 1);
     if (cmd == "data") return m4::cli::run_data(argc - 1, argv + 1);
     if (cmd == "train") return m4::cli::run_train(argc - 1, argv + 1);
+    if (cmd == "train-many") return m4::cli::run_train_many(argc - 1, argv + 1);
     if (cmd == "eval") return m4::cli::run_eval(argc - 1, argv + 1);
     if (cmd == "keygen" || cmd == "export" || cmd == "verify" || cmd == "compat" || cmd == "run")
       return m4::cli::run_bundle_verb(cmd, argc - 1, argv + 1);

@@ -144,6 +144,8 @@ bool mpi_available() {
 #endif
 }
 
+std::unique_ptr<Communicator> make_single_process() { return std::make_unique<SingleProcess>(); }
+
 std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options) {
   if (!launched_by_mpi()) return std::make_unique<SingleProcess>();
 #ifdef M4_WITH_MPI

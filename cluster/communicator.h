@@ -36,6 +36,9 @@ struct CommunicatorOptions {
 // PMIX_RANK in the environment) and built with MPI; else a single process.
 std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options = {});
 
+// A group of one (this process alone), e.g. for a task a rank trains by itself.
+std::unique_ptr<Communicator> make_single_process();
+
 // Whether this binary was built with MPI support.
 bool mpi_available();
 

@@ -22,6 +22,15 @@ std::shared_ptr<torch::nn::Module> load_firmware_module(const Firmware& fw, cons
   M4_FAIL(ErrorCode::kInternal, fw.dir().string(), ": module ", name, " has arch '", arch, "' with no loader");
 }
 
+std::shared_ptr<torch::nn::Module> ModuleCache::get(const std::string& name) {
+  auto it = modules_.find(name);
+  if (it != modules_.end()) return it->second;
+  auto m = load_firmware_module(fw_, name);
+  ++loads_;
+  modules_.emplace(name, m);
+  return m;
+}
+
 }  // namespace m4
 
 namespace m4 {

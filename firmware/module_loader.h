@@ -4,6 +4,7 @@
 
 #include <torch/nn/module.h>
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,23 @@ class Firmware;
 
 // The module `name` of `fw` (zero-copy frozen weights, f32 compute).
 std::shared_ptr<torch::nn::Module> load_firmware_module(const Firmware& fw, const std::string& name);
+
+// The modules of one firmware, each loaded on first use and then kept: one
+// resident copy that many tasks use in turn (`m4forge train-many`). Adapters
+// attach hooks to a module, so only one task may use it at a time; Adapter
+// refuses a module that still carries another adapter's hooks.
+class ModuleCache {
+ public:
+  explicit ModuleCache(const Firmware& fw) : fw_(fw) {}
+  const Firmware& firmware() const { return fw_; }
+  std::shared_ptr<torch::nn::Module> get(const std::string& name);
+  size_t loads() const { return loads_; }  // modules loaded so far (each once)
+
+ private:
+  const Firmware& fw_;
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> modules_;
+  size_t loads_ = 0;
+};
 
 }  // namespace m4
 

@@ -8,6 +8,8 @@
 
 #include "firmware/error.h"
 #include "firmware/json_file.h"
+#include "firmware/linear.h"
+#include "firmware/llama.h"
 #include "firmware/safetensors.h"
 #include "firmware/transformer_encoder.h"
 #include "peft/pattern.h"
@@ -24,6 +26,19 @@ const PeftMethod& method_named(const std::string& name) {
 
 std::string shape_of(const at::Tensor& t) { return shape_str(t.sizes()); }
 
+// The first submodule of `module` that still carries a PEFT hook (another
+// adapter is attached, e.g. a task that shares resident modules), or "".
+std::string hooked_submodule(const std::string& component, torch::nn::Module& module) {
+  for (const auto& item : module.named_modules(component, true)) {
+    torch::nn::Module* m = item.value().get();
+    if (auto* l = dynamic_cast<LinearImpl*>(m); l && (l->adapter || l->merged_weight.defined())) return item.key();
+    if (auto* a = dynamic_cast<LlamaAttentionImpl*>(m); a && a->prefix) return item.key();
+    if (auto* a = dynamic_cast<EncoderAttentionImpl*>(m); a && a->prefix) return item.key();
+    if (auto* l = dynamic_cast<LlamaImpl*>(m); l && (l->input_prompt || l->prefix_tokens != 0)) return item.key();
+  }
+  return "";
+}
+
 }  // namespace
 
 Adapter::Adapter(Modules modules, const PeftConfig& config, std::string target, std::vector<int64_t> prompt_init_ids)
@@ -36,6 +51,10 @@ Adapter::Adapter(Modules modules, const PeftConfig& config, std::string target, 
       for (const auto& [n, m] : modules_) loaded += (loaded.empty() ? "" : ", ") + n;
       problems.push_back("trainable." + comp + " is " + method + ", but " + comp + " is not loaded (loaded: " + loaded + ")");
     }
+  }
+  for (const auto& [comp, module] : modules_) {
+    const std::string hooked = module ? hooked_submodule(comp, *module) : "";
+    if (!hooked.empty()) problems.push_back(hooked + " already carries another adapter (one adapter per loaded module at a time)");
   }
   check_problems(problems, target_, ErrorCode::kMismatch);
   M4_CHECK(config_.prompt.init_text.empty() || !prompt_init_ids.empty() || !config_.trainable.count("backbone") ||

@@ -689,4 +689,12 @@ std::vector<TaskEntry> list_tasks(const std::filesystem::path& configs_dir) {
   return out;
 }
 
+std::filesystem::path find_repo_root(const std::filesystem::path& file) {
+  namespace fs = std::filesystem;
+  for (fs::path p = fs::absolute(file).parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) {
+    if (fs::is_directory(p / "prompts" / "templates")) return p;
+  }
+  return fs::current_path();
+}
+
 }  // namespace m4

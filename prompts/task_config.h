@@ -79,6 +79,10 @@ struct TaskEntry {
 };
 std::vector<TaskEntry> list_tasks(const std::filesystem::path& configs_dir);
 
+// The repository a config or job file lives in: the nearest ancestor directory
+// holding prompts/templates (else the working directory).
+std::filesystem::path find_repo_root(const std::filesystem::path& file);
+
 // Names used in configs, for messages and docs.
 const std::vector<std::string>& known_modules();  // img_enc, txt_enc, aud_b_enc, aud_i_enc, imu_enc, backbone
 const std::vector<std::string>& known_methods();  // frozen, full, lora, prefix, prompt

@@ -50,13 +50,13 @@ struct TaskModel::Impl {
   at::Tensor frozen_label_embeds;  // Path-2 with a frozen txt_enc: computed once
   int64_t max_new_tokens = 48;
 
-  Impl(const Firmware& f, const TaskConfig& t, PromptTemplate p, std::vector<std::string> dataset_labels)
+  Impl(const Firmware& f, const TaskConfig& t, PromptTemplate p, std::vector<std::string> dataset_labels, ModuleCache* cache)
       : fw(f), task(t), prompt(std::move(p)) {
     if (prompt.labels_from_dataset || !prompt.labels.empty()) labels = prompt.labels_for(dataset_labels);  // else: generation
     for (const auto& m : task.modules) {
       M4_CHECK(fw.has(m), ErrorCode::kMismatch, task.source.string(), ": the task needs module ", m, ", which ",
                fw.label(), " does not have");
-      modules[m] = load_firmware_module(fw, m);
+      modules[m] = cache ? cache->get(m) : load_firmware_module(fw, m);
     }
     encoder = input_encoder(task);
     if (modules.count("backbone")) {
@@ -324,8 +324,9 @@ struct TaskModel::Impl {
 };
 
 TaskModel::TaskModel(const Firmware& fw, const TaskConfig& task, PromptTemplate prompt, std::vector<std::string> label_names,
-                     const std::filesystem::path& adapter_file)
-    : impl_(std::make_unique<Impl>(fw, task, std::move(prompt), std::move(label_names))) {
+                     const std::filesystem::path& adapter_file, ModuleCache* modules)
+    : impl_(std::make_unique<Impl>(fw, task, std::move(prompt), std::move(label_names), modules)) {
+  M4_CHECK(modules == nullptr || &modules->firmware() == &fw, ErrorCode::kInternal, "TaskModel: module cache of another firmware");
   if (!adapter_file.empty()) impl_->adapter->load(adapter_file);
 }
 

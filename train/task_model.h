@@ -13,6 +13,7 @@
 
 #include "data/loader.h"
 #include "firmware/firmware.h"
+#include "firmware/module_loader.h"
 #include "peft/adapter.h"
 #include "prompts/prompt_template.h"
 #include "prompts/task_config.h"
@@ -32,8 +33,10 @@ class TaskModel {
   // `label_names`: the dataset's label names (may be empty for generation);
   // the verbalizer is prompt.labels_for(label_names). `adapter_file`, when
   // given, is loaded fail-closed (training's peft.init_from, or a bundle's).
+  // With `modules`, the firmware modules come from that resident cache (its
+  // firmware must be `fw`) instead of being loaded for this model alone.
   TaskModel(const Firmware& fw, const TaskConfig& task, PromptTemplate prompt, std::vector<std::string> label_names,
-            const std::filesystem::path& adapter_file = {});
+            const std::filesystem::path& adapter_file = {}, ModuleCache* modules = nullptr);
   ~TaskModel();
 
   Adapter& adapter();

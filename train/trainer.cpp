@@ -89,6 +89,11 @@ std::string file_digest(const std::string& path) {
 }  // namespace
 
 void request_stop() { g_stop.store(true); }
+bool stop_requested() { return g_stop.load(); }
+void install_stop_handlers() {
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+}
 
 TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainOptions& opt, Communicator& comm) {
   const int rank = comm.rank(), world = comm.world();
@@ -98,16 +103,14 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
            ": train.batch_size ", task.train.batch_size, " must be a multiple of world (", world, ") x grad_accum (", accum,
            ")");
   const int64_t per_rank = task.train.batch_size / (world * accum);
-  g_stop.store(false);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGINT, on_signal);
+  install_stop_handlers();
 
   auto train_data = open_split(task, task.data.train, "train");
   std::shared_ptr<data::DatasetReader> test_data;
   if (!task.data.test.empty() && fs::exists(task.data.test)) test_data = data::DatasetReader::open(task.data.test);
   PromptTemplate prompt = load_prompt_template(opt.repo_root, task.prompt);
   const std::string init_from = task.peft.value("init_from", std::string());
-  TaskModel model(fw, task, prompt, train_data->attributes().label_names, init_from);
+  TaskModel model(fw, task, prompt, train_data->attributes().label_names, init_from, opt.modules);
   Adapter& adapter = model.adapter();
   const std::vector<at::Tensor> params = adapter.trainable_tensors();
   AdamWOptions ao;

@@ -15,6 +15,8 @@
 
 namespace m4 {
 
+class ModuleCache;
+
 struct TrainOptions {
   std::filesystem::path run_dir;   // checkpoints/, metrics.jsonl, adapter.safetensors, run.json
   std::filesystem::path repo_root;  // prompts/templates
@@ -23,6 +25,7 @@ struct TrainOptions {
   int64_t log_every = 10;
   int64_t eval_limit = 256;         // samples of the test split for periodic evaluation (0: all)
   int64_t stop_after = 0;           // testing aid: stop (as if preempted) after this many steps; 0: never
+  ModuleCache* modules = nullptr;   // resident firmware modules shared with other tasks (train-many); null: load
 };
 
 struct TrainSummary {
@@ -34,7 +37,11 @@ struct TrainSummary {
 
 TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainOptions& options, Communicator& comm);
 
-// Set by the SIGTERM/SIGINT handler that train_task installs.
+// SIGTERM/SIGINT set a stop request (train_task installs the handlers); the
+// running task checkpoints at its next step and returns preempted. The request
+// stays set, so a caller running several tasks stops too.
+void install_stop_handlers();
 void request_stop();
+bool stop_requested();
 
 }  // namespace m4
