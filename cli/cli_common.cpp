@@ -68,6 +68,7 @@ void add_train_loop_options(cxxopts::Options& o) {
       "checkpoint-every", "steps between checkpoints (default: at each evaluation)", cxxopts::value<int64_t>()->default_value("0"))(
       "log-every", "steps between log lines when not on a terminal", cxxopts::value<int64_t>()->default_value("10"))(
       "eval-limit", "test samples for periodic evaluation (0: all)", cxxopts::value<int64_t>()->default_value("256"))(
+      "final-eval-limit", "test samples for the final evaluation (0: all)", cxxopts::value<int64_t>()->default_value("0"))(
       "stop-after", "stop as if preempted after N steps (checkpoint, exit 0); for tests",
       cxxopts::value<int64_t>()->default_value("0"));
 }
@@ -76,6 +77,7 @@ void read_train_loop_options(const cxxopts::ParseResult& r, TrainOptions* to) {
   to->checkpoint_every = r["checkpoint-every"].as<int64_t>();
   to->log_every = std::max<int64_t>(1, r["log-every"].as<int64_t>());
   to->eval_limit = r["eval-limit"].as<int64_t>();
+  to->final_eval_limit = r["final-eval-limit"].as<int64_t>();
   to->stop_after = r["stop-after"].as<int64_t>();
 }
 

@@ -50,12 +50,14 @@ int init_demo_cmd(int argc, char** argv) {
   o.add_options()("out", "firmware directory to create", cxxopts::value<std::string>())(
       "seed", "seed (same seed -> same firmware_id)", cxxopts::value<uint64_t>()->default_value("0"))(
       "name", "firmware name", cxxopts::value<std::string>()->default_value("m4-demo"))(
-      "version", "firmware version", cxxopts::value<std::string>()->default_value("1.0.0"));
+      "version", "firmware version", cxxopts::value<std::string>()->default_value("1.0.0"))(
+      "width", "multiply every module's widths (for benchmarks; 1: the demo)", cxxopts::value<int64_t>()->default_value("1"));
   add_common_options(o);
   cxxopts::ParseResult r;
   if (!parse(o, argc, argv, &r)) return 0;
   apply_common_options(r);
   DemoOptions d;
+  d.width = r["width"].as<int64_t>();
   d.out = required(r, "out");
   d.seed = r["seed"].as<uint64_t>();
   d.name = r["name"].as<std::string>();

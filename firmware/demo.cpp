@@ -41,15 +41,15 @@ std::vector<std::string> demo_tokenizer_corpus() {
   return lines;
 }
 
-LlamaConfig demo_backbone_config(int64_t vocab_size) {
+LlamaConfig demo_backbone_config(int64_t vocab_size, int64_t width) {
   LlamaConfig c;
   c.vocab_size = vocab_size;
-  c.hidden_size = 128;
-  c.intermediate_size = 344;
+  c.hidden_size = 128 * width;
+  c.intermediate_size = 344 * width;
   c.num_hidden_layers = 4;
   c.num_attention_heads = 4;
   c.num_key_value_heads = 2;
-  c.head_dim = 32;
+  c.head_dim = 32 * width;
   c.max_position_embeddings = 512;
   c.rms_norm_eps = 1e-6;
   c.rope_theta = 10000.0;
@@ -156,26 +156,28 @@ FirmwareManifest init_demo(const DemoOptions& o) {
 
   // Every module, small. The encoders share one embedding width (64) so that
   // Path-2 can compare image/audio/IMU embeddings with text embeddings.
-  nlohmann::json backbone = demo_backbone_config(kDemoVocab).to_json();
+  M4_CHECK(o.width >= 1 && o.width <= 64, ErrorCode::kInvalidArgument, "demo firmware width must be in [1, 64], not ", o.width);
+  const int64_t w = o.width, e = 64 * o.width, f = 128 * o.width;  // encoder width and feed-forward size
+  nlohmann::json backbone = demo_backbone_config(kDemoVocab, w).to_json();
   const std::map<std::string, nlohmann::json> hf_configs = {
       {"backbone", backbone},
-      {"img_enc", {{"hidden_size", 64}, {"intermediate_size", 128}, {"num_hidden_layers", 2},
+      {"img_enc", {{"hidden_size", e}, {"intermediate_size", f}, {"num_hidden_layers", 2},
                    {"num_attention_heads", 4}, {"image_size", 32}, {"patch_size", 8}, {"num_channels", 3},
-                   {"projection_dim", 64}, {"layer_norm_eps", 1e-5}, {"hidden_act", "quick_gelu"}}},
-      {"txt_enc", {{"vocab_size", clip_tok.vocab_size()}, {"hidden_size", 64}, {"intermediate_size", 128},
+                   {"projection_dim", e}, {"layer_norm_eps", 1e-5}, {"hidden_act", "quick_gelu"}}},
+      {"txt_enc", {{"vocab_size", clip_tok.vocab_size()}, {"hidden_size", e}, {"intermediate_size", f},
                    {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"max_position_embeddings", 32},
-                   {"projection_dim", 64}, {"layer_norm_eps", 1e-5}, {"hidden_act", "quick_gelu"},
+                   {"projection_dim", e}, {"layer_norm_eps", 1e-5}, {"hidden_act", "quick_gelu"},
                    {"bos_token_id", clip_tok.bos_id()}, {"eos_token_id", clip_tok.eos_id()},
                    {"pad_token_id", clip_tok.pad_id()}}},
-      {"aud_i_enc", {{"d_model", 64}, {"encoder_layers", 2}, {"encoder_attention_heads", 4},
-                     {"encoder_ffn_dim", 128}, {"num_mel_bins", 80}, {"max_source_positions", 100},
+      {"aud_i_enc", {{"d_model", e}, {"encoder_layers", 2}, {"encoder_attention_heads", 4},
+                     {"encoder_ffn_dim", f}, {"num_mel_bins", 80}, {"max_source_positions", 100},
                      {"activation_function", "gelu"}}},
-      {"aud_b_enc", {{"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-                     {"intermediate_size", 128}, {"num_mel_bins", 32}, {"max_length", 64}, {"patch_size", 16},
+      {"aud_b_enc", {{"hidden_size", e}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+                     {"intermediate_size", f}, {"num_mel_bins", 32}, {"max_length", 64}, {"patch_size", 16},
                      {"frequency_stride", 10}, {"time_stride", 10}, {"layer_norm_eps", 1e-12},
                      {"hidden_act", "gelu"}, {"qkv_bias", true}}},
-      {"imu_enc", {{"channels", 6}, {"window", 128}, {"patch", 8}, {"hidden_size", 64}, {"num_hidden_layers", 2},
-                   {"num_attention_heads", 4}, {"intermediate_size", 128}, {"projection_dim", 64},
+      {"imu_enc", {{"channels", 6}, {"window", 128}, {"patch", 8}, {"hidden_size", e}, {"num_hidden_layers", 2},
+                   {"num_attention_heads", 4}, {"intermediate_size", f}, {"projection_dim", e},
                    {"layer_norm_eps", 1e-6}, {"hidden_act", "gelu"}}},
   };
 
@@ -199,6 +201,7 @@ FirmwareManifest init_demo(const DemoOptions& o) {
                                {"seed", o.seed},
                                {"weights", "random N(0, 0.02^2), norm gains N(1, 0.02^2): untrained"},
                                {"tokenizer_corpus", std::string(kCorpusDir) + " (Debian base-files)"}};
+  if (o.width != 1) provenance["width"] = o.width;
   return create_firmware(o.out, o.name, o.version, provenance, [&](const fs::path& staging) {
     for (const auto& [slot, m] : modules) {
       fs::create_directories(staging / slot);

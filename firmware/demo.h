@@ -23,10 +23,14 @@ struct DemoOptions {
   uint64_t seed = 0;
   std::string name = "m4-demo";
   std::string version = "1.0.0";
+  // Multiplies every module's widths (hidden, intermediate, head and projection
+  // sizes); 1 is the demo. Larger widths give a firmware whose memory counts
+  // (benchmarks), with the same tokenizers, layers and heads.
+  int64_t width = 1;
 };
 
 // The demo backbone's architecture (LLaMA-shaped, GQA, untied head).
-LlamaConfig demo_backbone_config(int64_t vocab_size);
+LlamaConfig demo_backbone_config(int64_t vocab_size, int64_t width = 1);
 
 FirmwareManifest init_demo(const DemoOptions& options);
 

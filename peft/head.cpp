@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "firmware/clip.h"
 #include "firmware/error.h"
 #include "firmware/llama.h"
 #include "firmware/module_loader.h"
@@ -93,19 +94,38 @@ std::unique_ptr<Attachment> attach_full(const AttachContext& ctx) {
   const auto enc = encoders(ctx);
   auto gen_seed = cfg.seed ^ (ctx.component == "projector" ? 0x70726f6aull : 0x68656164ull);
   if (ctx.component == "projector") {
-    M4_CHECK(backbone != ctx.modules->end() && enc.size() == 1, ErrorCode::kMismatch,
-             "a projector maps one encoder into the backbone (Path-1); this task loads ", ctx.modules->size(),
-             " modules", backbone == ctx.modules->end() ? " and no backbone" : "");
+    // Path-1: one encoder into the backbone. Path-2 (no backbone, txt_enc
+    // loaded): the input encoder's pooled output into the text embedding space.
+    const auto txt = ctx.modules->find("txt_enc");
+    const bool path2 = backbone == ctx.modules->end() && txt != ctx.modules->end();
+    std::vector<std::string> inputs;
+    for (const auto& e : enc) {
+      if (!path2 || e != "txt_enc") inputs.push_back(e);
+    }
+    M4_CHECK(inputs.size() == 1 && (path2 || backbone != ctx.modules->end()), ErrorCode::kMismatch,
+             "a projector maps one encoder into the backbone (Path-1) or into txt_enc's embedding space (Path-2); "
+             "this task loads ", ctx.modules->size(), " modules", backbone == ctx.modules->end() ? " and no backbone" : "",
+             path2 ? "" : " and no txt_enc");
     ProjectorOptions o;
-    o.in_features = firmware_module_width(*ctx.modules->at(enc[0]));
-    o.out_features = firmware_module_width(*backbone->second);
+    o.in_features = firmware_module_width(*ctx.modules->at(inputs[0]));
+    NamedParameter target{"", at::Tensor()};
+    if (path2) {
+      auto clip = std::dynamic_pointer_cast<ClipTextImpl>(txt->second);
+      M4_CHECK(clip && clip->text_projection, ErrorCode::kMismatch,
+               "a Path-2 projector maps into txt_enc's embedding space, but txt_enc has no text_projection");
+      target = {"txt_enc.text_projection.weight", clip->text_projection->weight};
+      o.out_features = target.tensor.size(0);
+    } else {
+      target = width_tensor("backbone", *backbone->second);
+      o.out_features = firmware_module_width(*backbone->second);
+    }
     o.kind = cfg.projector.kind;
     o.hidden = cfg.projector.hidden;
     o.seed = gen_seed;
     a->owned = Projector(o).ptr();
-    a->depends = {width_tensor(enc[0], *ctx.modules->at(enc[0])), width_tensor("backbone", *backbone->second)};
-    a->detail = cfg.projector.kind + " [" + enc[0] + " " + std::to_string(o.in_features) + " -> backbone " +
-                std::to_string(o.out_features) + "]";
+    a->depends = {width_tensor(inputs[0], *ctx.modules->at(inputs[0])), target};
+    a->detail = cfg.projector.kind + " [" + inputs[0] + " " + std::to_string(o.in_features) + " -> " +
+                (path2 ? "txt_enc embedding " : "backbone ") + std::to_string(o.out_features) + "]";
     return a;
   }
   M4_CHECK(ctx.component == "head", ErrorCode::kInternal, "'full' applies to projector/head, not ", ctx.component);

@@ -113,7 +113,15 @@ struct TaskModel::Impl {
       o.frames = a->config().max_length;
       return a->forward(whisper_log_mel(get("audio").to(at::kFloat), o).transpose(1, 2).contiguous());
     }
-    if (auto* i = dynamic_cast<ImuEncoderImpl*>(m.get())) return i->forward(get("imu").to(at::kFloat));
+    if (auto* i = dynamic_cast<ImuEncoderImpl*>(m.get())) {
+      // Windows of another length are zero-padded at the end or cut to the
+      // encoder's window: the time scale is kept (no resampling).
+      at::Tensor x = get("imu").to(at::kFloat);
+      const int64_t want = i->config().window, have = x.size(1);
+      if (have > want) x = x.narrow(1, 0, want);
+      if (have < want) x = at::constant_pad_nd(x, {0, 0, 0, want - have});
+      return i->forward(x.contiguous());
+    }
     M4_FAIL(ErrorCode::kMismatch, "task ", task.task, ": ", encoder, " is not an input encoder");
   }
 

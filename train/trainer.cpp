@@ -244,7 +244,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   if (stopped) return summary;
 
   save();
-  if (auto r = eval_now(0)) {
+  if (auto r = eval_now(opt.final_eval_limit)) {
     summary.metrics[r->metric] = r->value;
     if (lead) {
       spdlog::info("final: {} {:.4f} on {} test samples", r->metric, r->value, r->samples);

@@ -24,6 +24,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;     // steps; 0: at each eval and at the end
   int64_t log_every = 10;
   int64_t eval_limit = 256;         // samples of the test split for periodic evaluation (0: all)
+  int64_t final_eval_limit = 0;     // samples of the test split for the final evaluation (0: all)
   int64_t stop_after = 0;           // testing aid: stop (as if preempted) after this many steps; 0: never
   ModuleCache* modules = nullptr;   // resident firmware modules shared with other tasks (train-many); null: load
 };

@@ -134,5 +134,39 @@ TEST_F(Trainer, MissingDataNamesTheFileAndTheCommandThatBuildsIt) {
   test::expect_error([&] { train_task(fw, odd, o, *comm); }, {"train.batch_size 6 must be a multiple of world (1) x grad_accum (4)"});
 }
 
+// configs/tasks/har.yaml as shipped (Path-2: imu_enc LoRA + a projector into
+// txt_enc's embedding space) on IMU windows shorter than the encoder's.
+TEST_F(Trainer, PathTwoProjectorTrainsOnImuWindowsOfAnotherLength) {
+  for (const char* split : {"train", "test"}) {
+    data::DatasetContents c;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(split[1]);
+    c.tensors["imu"] = at::randn({12, 100, 6}, gen);  // the demo's IMU encoder takes 128 steps
+    c.tensors["label"] = at::arange(12, at::kLong).remainder(6);
+    c.attrs.label_names = {"walking", "running", "sitting", "standing", "climbing_stairs", "cycling"};
+    c.attrs.source = "m4forge test: random IMU";
+    c.attrs.license = "CC0";
+    data::write_dataset(tmp_ / (std::string(split) + "_imu.h5"), c);
+  }
+  TaskConfig cfg = load_task_config(test::repo_dir() / "configs" / "tasks" / "har.yaml",
+                                    {"data.train=" + (tmp_ / "train_imu.h5").string(), "data.test=" + (tmp_ / "test_imu.h5").string(),
+                                     "train.steps=2", "train.batch_size=4", "train.eval_every=0", "optim.warmup_steps=0"},
+                                    test::repo_dir());
+  TrainOptions o;
+  o.run_dir = tmp_ / "har";
+  o.repo_root = test::repo_dir();
+  Firmware fw = Firmware::open(task_.firmware);
+  auto comm = make_communicator();
+  const TrainSummary s = train_task(fw, cfg, o, *comm);
+  EXPECT_EQ(s.steps, 2);
+  EXPECT_TRUE(std::isfinite(s.last_loss));
+  SafetensorsFile a = SafetensorsFile::open(o.run_dir / "adapter.safetensors");
+  const TensorInfo* w = nullptr;
+  for (const auto& t : a.tensors()) {
+    if (t.name.rfind("projector.", 0) == 0 && t.shape.size() == 2) w = &t;
+  }
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape[0], 64);  // the demo txt_enc's text_projection width
+}
+
 }  // namespace
 }  // namespace m4
