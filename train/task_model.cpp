@@ -151,6 +151,22 @@ struct TaskModel::Impl {
     return txt->forward(cb.input_ids, cb.attention_mask).embeds;
   }
 
+  // Path-2 retrieval (no labels): each row's text, rendered by the [E]
+  // segments, is a query whose right item is the row's input.
+  bool retrieval() const { return task.path == 2 && labels.empty(); }
+  at::Tensor query_embeddings(const Batch& b) {
+    M4_CHECK(modules.count("txt_enc") && clip_tok, ErrorCode::kMismatch, "task ", task.task,
+             ": retrieval needs txt_enc to embed the query texts");
+    std::vector<std::string> texts;
+    for (int64_t i = 0; i < b.size(); ++i) texts.push_back(prompt.render(PromptModule::kTextEncoder, vars_of(b, i)));
+    auto* txt = dynamic_cast<ClipTextImpl*>(modules.at("txt_enc").get());
+    ClipBatch cb = clip_tok->encode_batch(texts, txt->config().max_position_embeddings, false);
+    const bool trained = task.trainable.count("txt_enc") && task.trainable.at("txt_enc") != "frozen";
+    std::optional<at::NoGradGuard> ng;
+    if (!trained) ng.emplace();
+    return txt->forward(cb.input_ids, cb.attention_mask).embeds;
+  }
+
   PromptVars vars_of(const Batch& b, int64_t i) const {
     PromptVars v;
     for (const auto& [name, values] : b.texts) {
@@ -268,6 +284,12 @@ struct TaskModel::Impl {
       return at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}),
                                     labels.narrow(1, 1, T - 1).reshape({-1}), {}, at::Reduction::Mean, kIgnore);
     }
+    if (task.path == 2 && retrieval()) {
+      // Symmetric InfoNCE over the batch (CLIP's loss): row i's text and input match.
+      at::Tensor logits = cosine_logits(query_embeddings(b), input_embedding(b), kCosineScale);
+      const at::Tensor target = at::arange(b.size(), at::kLong);
+      return (at::cross_entropy_loss(logits, target) + at::cross_entropy_loss(logits.t(), target)) / 2.0;
+    }
     if (task.path == 2) {
       at::Tensor logits = cosine_logits(input_embedding(b), label_embeddings(), kCosineScale);
       return at::cross_entropy_loss(logits, b.tensors.at("label"));
@@ -307,6 +329,8 @@ struct TaskModel::Impl {
 
   std::vector<Prediction> predict(const Batch& b) {
     std::vector<Prediction> out(static_cast<size_t>(b.size()));
+    M4_CHECK(!retrieval(), ErrorCode::kMismatch, "task ", task.task,
+             " is retrieval: it ranks a whole collection (m4forge eval), not single inputs");
     if (task.path == 2) return classify(cosine_logits(input_embedding(b), label_embeddings(), kCosineScale));
     at::Tensor pre = prefix(b);
     if (has_classifier_head()) return classify(head_logits(sequences(b, false), pre));
@@ -347,6 +371,16 @@ const std::vector<std::string>& TaskModel::labels() const { return impl_->labels
 at::Tensor TaskModel::loss(const Batch& batch) {
   impl_->adapter->train(true);
   return impl_->loss(batch);
+}
+
+bool TaskModel::retrieval() const { return impl_->retrieval(); }
+
+std::pair<at::Tensor, at::Tensor> TaskModel::retrieval_embeddings(const Batch& batch) {
+  at::NoGradGuard ng;
+  impl_->adapter->eval();
+  M4_CHECK(impl_->retrieval(), ErrorCode::kInternal, "task ", impl_->task.task, " is not retrieval");
+  auto unit = [](const at::Tensor& t) { return t.to(at::kFloat) / t.to(at::kFloat).norm(2, -1, true).clamp_min(1e-12); };
+  return {unit(impl_->query_embeddings(batch)), unit(impl_->input_embedding(batch))};
 }
 
 std::vector<Prediction> TaskModel::predict(const Batch& batch) {

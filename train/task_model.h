@@ -47,8 +47,15 @@ class TaskModel {
   // cross-entropy (Path-2: cosine logits with temperature), causal-LM
   // cross-entropy on target tokens only (generation).
   at::Tensor loss(const Batch& batch);
-  // Predictions (no grad, eval mode).
+  // Predictions (no grad, eval mode). Not for retrieval tasks.
   std::vector<Prediction> predict(const Batch& batch);
+
+  // Path-2 retrieval (a template without labels): row i's text (the [E]
+  // segments) is a query whose right item is row i's input. Training uses the
+  // symmetric contrastive loss over the batch; evaluation ranks every item for
+  // every query with these unit-length embeddings (queries, items).
+  bool retrieval() const;
+  std::pair<at::Tensor, at::Tensor> retrieval_embeddings(const Batch& batch);
 
  private:
   struct Impl;
