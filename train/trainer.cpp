@@ -3,6 +3,7 @@
 // exact resume, preemption by signal, metrics JSONL and progress lines.
 #include "train/trainer.h"
 
+#include <ATen/autocast_mode.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -32,6 +33,39 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 std::atomic<bool> g_stop{false};
+
+// train.precision bf16: the forward and loss run under autocast (matmuls and
+// linears in bfloat16; trainable tensors, gradients and AdamW stay f32), on
+// CUDA and on CPU alike. Evaluation runs in f32.
+class Autocast {
+ public:
+  explicit Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    cpu_ = at::autocast::is_cpu_enabled();
+    gpu_ = at::autocast::is_enabled();
+    cpu_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    gpu_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_enabled(true);
+    at::autocast::increment_nesting();
+  }
+  ~Autocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(cpu_);
+    at::autocast::set_enabled(gpu_);
+    at::autocast::set_autocast_cpu_dtype(cpu_dtype_);
+    at::autocast::set_autocast_gpu_dtype(gpu_dtype_);
+  }
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool on_, cpu_ = false, gpu_ = false;
+  at::ScalarType cpu_dtype_ = at::kBFloat16, gpu_dtype_ = at::kHalf;
+};
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 std::shared_ptr<data::DatasetReader> open_split(const TaskConfig& task, const std::string& file, const char* split) {
@@ -192,7 +226,11 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
       if (!b) b = loader.next();  // epoch boundary
       M4_CHECK(b.has_value(), ErrorCode::kMismatch, task.data.train, ": too few samples for one batch of ", per_rank,
                " per rank");
-      at::Tensor loss = model.loss(*b) / static_cast<double>(accum);
+      at::Tensor loss;
+      {
+        Autocast mixed(task.train.precision == "bf16");
+        loss = model.loss(*b).to(at::kFloat) / static_cast<double>(accum);
+      }
       loss.backward();
       loss_sum += loss.item<double>();
     }

@@ -200,5 +200,24 @@ TEST_F(Trainer, RetrievalLearnsPairsAndReportsRecallAtK) {
   EXPECT_GE(after, 0.75);
 }
 
+// train.precision bf16 runs the training steps under autocast: the loss is the
+// f32 loss to bfloat16 precision, yet not bit-equal (autocast is really on).
+TEST_F(Trainer, Bf16AutocastTrainsCloseToF32) {
+  auto loss_of = [&](const std::string& precision) {
+    TaskConfig cfg = load_task_config(task_.config, {"train.precision=" + precision, "train.steps=2", "peft.lora.dropout=0.0"},
+                                      task_.root);
+    TrainOptions o;
+    o.run_dir = tmp_ / precision;
+    o.repo_root = task_.root;
+    Firmware fw = Firmware::open(task_.firmware);
+    auto comm = make_communicator();
+    return train_task(fw, cfg, o, *comm).last_loss;
+  };
+  const double f32 = loss_of("f32"), bf16 = loss_of("bf16");
+  std::cout << "[check] step-2 loss f32 " << f32 << ", bf16 autocast " << bf16 << "\n";
+  EXPECT_NE(f32, bf16);
+  EXPECT_NEAR(bf16, f32, 0.03 * std::abs(f32));
+}
+
 }  // namespace
 }  // namespace m4
