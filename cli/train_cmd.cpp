@@ -13,18 +13,13 @@
 #include "prompts/prompt_template.h"
 #include "prompts/task_config.h"
 #include "train/evaluate.h"
+#include "train/scratch_model.h"
 #include "train/task_model.h"
 #include "train/trainer.h"
 
 namespace m4::cli {
 namespace {
 namespace fs = std::filesystem;
-
-fs::path firmware_dir(const cxxopts::ParseResult& r) {
-  if (r.count("firmware")) return r["firmware"].as<std::string>();
-  if (const char* env = std::getenv("M4FORGE_FIRMWARE")) return env;
-  M4_FAIL(ErrorCode::kInvalidArgument, "no firmware: pass --firmware DIR or set M4FORGE_FIRMWARE");
-}
 
 // Positional arguments after the config are dotted overrides (key=value).
 std::pair<fs::path, std::vector<std::string>> config_and_overrides(const cxxopts::ParseResult& r) {
@@ -42,13 +37,9 @@ int train_cmd(int argc, char** argv) {
       "firmware", "firmware directory (default: $M4FORGE_FIRMWARE)", cxxopts::value<std::string>())(
       "run-dir", "run directory (default: runs/<task>)", cxxopts::value<std::string>())(
       "resume", "continue from the newest complete checkpoint in the run directory")(
-      "checkpoint-every", "steps between checkpoints (default: at each evaluation)", cxxopts::value<int64_t>()->default_value("0"))(
-      "log-every", "steps between log lines when not on a terminal", cxxopts::value<int64_t>()->default_value("10"))(
-      "eval-limit", "test samples for periodic evaluation (0: all)", cxxopts::value<int64_t>()->default_value("256"))(
       "collective-timeout", "seconds a gradient all-reduce may take before the job is aborted",
-      cxxopts::value<int64_t>()->default_value("300"))(
-      "stop-after", "stop as if preempted after N steps (checkpoint, exit 0); for tests",
-      cxxopts::value<int64_t>()->default_value("0"));
+      cxxopts::value<int64_t>()->default_value("300"));
+  add_train_loop_options(o);
   o.parse_positional({"args"});
   add_common_options(o);
   cxxopts::ParseResult r;
@@ -62,15 +53,12 @@ int train_cmd(int argc, char** argv) {
     auto [cfg, overrides] = config_and_overrides(r);
     const fs::path root = repo_root_of(cfg);
     TaskConfig task = load_task_config(cfg, overrides, root);
-    Firmware fw = Firmware::open(firmware_dir(r));
+    Firmware fw = Firmware::open(firmware_dir_option(r));
     TrainOptions to;
     to.run_dir = r.count("run-dir") ? fs::path(r["run-dir"].as<std::string>()) : fs::path("runs") / task.task;
     to.repo_root = root;
     to.resume = r.count("resume") > 0;
-    to.checkpoint_every = r["checkpoint-every"].as<int64_t>();
-    to.log_every = std::max<int64_t>(1, r["log-every"].as<int64_t>());
-    to.eval_limit = r["eval-limit"].as<int64_t>();
-    to.stop_after = r["stop-after"].as<int64_t>();
+    read_train_loop_options(r, &to);
     TrainSummary s = train_task(fw, task, to, *comm);
     if (comm->rank() == 0) {
       std::cout << (s.preempted ? "stopped" : "trained") << " " << task.task << ": " << s.steps << " steps, last loss "
@@ -92,13 +80,17 @@ int train_cmd(int argc, char** argv) {
 }
 
 int eval_cmd(int argc, char** argv) {
-  cxxopts::Options o("m4forge eval", "A task's metric on its test split with an adapter, and zero-shot (no adapter)\n"
-                                     "as the baseline: `m4forge eval CONFIG --adapter A [key=value ...]`.");
+  cxxopts::Options o("m4forge eval", "A task's metric on its test split with an adapter, zero-shot (no adapter) as the\n"
+                                     "baseline and, with --from-scratch, a small task-specific model trained from random\n"
+                                     "init on the training split: `m4forge eval CONFIG --adapter A [key=value ...]`.");
   o.add_options()("args", "CONFIG then dotted overrides", cxxopts::value<std::vector<std::string>>())(
       "firmware", "firmware directory (default: $M4FORGE_FIRMWARE)", cxxopts::value<std::string>())(
       "adapter", "adapter .safetensors (a run's adapter.safetensors)", cxxopts::value<std::string>())(
       "limit", "evaluate the first N samples (0: all)", cxxopts::value<int64_t>()->default_value("0"))(
       "no-baseline", "skip the zero-shot baseline")(
+      "from-scratch", "also train and evaluate a small task-specific model from scratch (train.seed, train.batch_size)")(
+      "scratch-steps", "steps for --from-scratch (0: the task's train.steps)",
+      cxxopts::value<int64_t>()->default_value("0"))(
       "json", "print JSON");
   o.parse_positional({"args"});
   add_common_options(o);
@@ -108,32 +100,60 @@ int eval_cmd(int argc, char** argv) {
   auto [cfg, overrides] = config_and_overrides(r);
   const fs::path root = repo_root_of(cfg);
   TaskConfig task = load_task_config(cfg, overrides, root);
-  Firmware fw = Firmware::open(firmware_dir(r));
-  M4_CHECK(!task.data.test.empty() && fs::exists(task.data.test), ErrorCode::kIo, task.data.test,
-           ": no test split for task ", task.task, task.data.prepare.empty() ? "" : " (hint: `" + task.data.prepare + "`)");
-  auto test = data::DatasetReader::open(task.data.test);
-  const PromptTemplate prompt = load_prompt_template(root, task.prompt);
+  const bool with_adapter = r.count("adapter") > 0, zero_shot = !r.count("no-baseline"),
+             from_scratch = r.count("from-scratch") > 0;
+  const int64_t scratch_steps = r["scratch-steps"].as<int64_t>();
+  M4_CHECK(scratch_steps >= 0, ErrorCode::kInvalidArgument, "--scratch-steps must be >= 0, found ", scratch_steps);
+  M4_CHECK(with_adapter || zero_shot || from_scratch, ErrorCode::kInvalidArgument,
+           "nothing to evaluate: --no-baseline without --adapter or --from-scratch");
+  auto split = [&](const std::string& file, const char* which) {
+    M4_CHECK(!file.empty() && fs::exists(file), ErrorCode::kIo, file, ": no ", which, " split for task ", task.task,
+             task.data.prepare.empty() ? "" : " (hint: `" + task.data.prepare + "`)");
+    return data::DatasetReader::open(file);
+  };
+  auto test = split(task.data.test, "test");
   const int64_t limit = r["limit"].as<int64_t>();
-  nlohmann::json out = {{"task", task.task}, {"firmware", fw.label()}, {"samples_limit", limit}};
-  if (r.count("adapter")) {
-    TaskModel m(fw, task, prompt, test->attributes().label_names, r["adapter"].as<std::string>());
-    EvalResult e = evaluate(m, test, limit);
-    out["adapter"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
+  nlohmann::json out = {{"task", task.task}, {"samples_limit", limit}};
+  // The firmware only for the models that run on it.
+  if (with_adapter || zero_shot) {
+    Firmware fw = Firmware::open(firmware_dir_option(r));
+    out["firmware"] = fw.label();
+    const PromptTemplate prompt = load_prompt_template(root, task.prompt);
+    if (with_adapter) {
+      TaskModel m(fw, task, prompt, test->attributes().label_names, r["adapter"].as<std::string>());
+      EvalResult e = evaluate(m, test, limit);
+      out["adapter"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
+    }
+    if (zero_shot) {
+      // Zero-shot: the same path and prompt with untrained adapter parts (LoRA's B
+      // is zero, so LoRA-only tasks run the firmware unchanged).
+      TaskModel m(fw, task, prompt, test->attributes().label_names);
+      EvalResult e = evaluate(m, test, limit);
+      out["zero_shot"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
+    }
   }
-  if (!r.count("no-baseline")) {
-    // Zero-shot: the same path and prompt with untrained adapter parts (LoRA's B
-    // is zero, so LoRA-only tasks run the firmware unchanged).
-    TaskModel m(fw, task, prompt, test->attributes().label_names);
-    EvalResult e = evaluate(m, test, limit);
-    out["zero_shot"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
+  if (from_scratch) {
+    ScratchOptions so;
+    so.steps = scratch_steps;
+    so.eval_limit = limit;
+    ScratchResult e = train_scratch_baseline(task, split(task.data.train, "training"), test, so);
+    out["from_scratch"] = {{"metric", e.metric}, {"value", e.value},          {"samples", e.samples},
+                           {"steps", e.steps},   {"model", e.model},          {"parameters", e.parameters},
+                           {"lr", e.lr},         {"last_loss", e.losses.back()}};
   }
   if (r.count("json")) {
     std::cout << out.dump(1) << "\n";
   } else {
-    for (const char* k : {"adapter", "zero_shot"}) {
+    for (const char* k : {"adapter", "zero_shot", "from_scratch"}) {
       if (!out.contains(k)) continue;
       std::cout << task.task << " " << k << ": " << out[k]["metric"].get<std::string>() << " " << out[k]["value"].get<double>()
-                << " on " << out[k]["samples"].get<int64_t>() << " samples\n";
+                << " on " << out[k]["samples"].get<int64_t>() << " samples";
+      if (out[k].contains("steps")) {
+        std::cout << " (" << out[k]["steps"].get<int64_t>() << " steps)\n  from-scratch model: "
+                  << out[k]["model"].get<std::string>() << " (" << out[k]["parameters"].get<int64_t>()
+                  << " parameters, all trained)";
+      }
+      std::cout << "\n";
     }
   }
   return 0;

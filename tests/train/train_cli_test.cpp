@@ -1,8 +1,11 @@
 // `m4forge train` as real processes: under `mpirun -np 2` it gives the adapter
 // of one process with the same global batch; a rank killed with SIGKILL fails
 // the job (no hang) and --resume then reaches the bit-identical adapter of an
-// uninterrupted run; a hung rank makes the job fail within the timeout.
+// uninterrupted run; a hung rank makes the job fail within the timeout; `m4forge
+// eval --from-scratch` reports the from-scratch baseline.
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/train/train_cli_fixture.h"
 
@@ -55,6 +58,28 @@ TEST_F(TrainCli, SigtermCheckpointsAndExitsZero) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("stopped tiny_images: 3 steps"), std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(tmp_ / "stop" / "checkpoints" / "step-00000003" / "state.json"));
+}
+
+TEST_F(TrainCli, EvalReportsTheFromScratchBaselineBesideZeroShot) {
+  CliRun r = m4({"eval", task_.config.string(), "--firmware", task_.firmware.string(), "--from-scratch",
+                 "--scratch-steps", "4", "--json", "--log-level", "warn"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j.contains("zero_shot")) << r.out;
+  ASSERT_TRUE(j.contains("from_scratch")) << r.out;
+  const auto& s = j["from_scratch"];
+  EXPECT_EQ(s["metric"], "accuracy");
+  EXPECT_EQ(s["steps"], 4);
+  EXPECT_EQ(s["samples"], 10);
+  EXPECT_GT(s["parameters"].get<int64_t>(), 0);
+  EXPECT_NE(s["model"].get<std::string>().find("cnn"), std::string::npos) << s;
+  // Text, without the firmware (only the from-scratch model runs).
+  r = m4({"eval", task_.config.string(), "--from-scratch", "--no-baseline", "--scratch-steps", "4", "--log-level",
+          "warn"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("tiny_images from_scratch: accuracy "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" on 10 samples (4 steps)"), std::string::npos) << r.out;
+  expect_one_line_error(m4({"eval", task_.config.string(), "--no-baseline"}), {"nothing to evaluate"});
 }
 
 }  // namespace
