@@ -29,7 +29,7 @@ constexpr const char* kUsage =
     "  data import|inspect  datasets as HDF5: convert raw forms, show counts/labels/provenance\n"
     "  train                train a task's adapter (one process, or under mpirun/srun)\n"
     "  train-many           train many tasks from a job file over one resident firmware (MPI: spread over ranks)\n"
-    "  eval                 a task's metric with an adapter and zero-shot\n"
+    "  eval                 a task's metric: adapter, zero-shot, and (--from-scratch) a task-specific model\n"
     "  keygen               an Ed25519 signing key pair (minisign formats)\n"
     "  export               a signed .m4adapter bundle bound to one firmware\n"
     "  verify               check a bundle's signature, digests and (with --firmware) binding\n"
