@@ -117,16 +117,21 @@ ImuEncoderImpl::ImuEncoderImpl(const ImuEncoderConfig& c, const WeightSet& w, co
     at::Tensor t = w.tensor(by_internal.at(n));
     return t.scalar_type() == dtype ? t : t.to(dtype);
   };
-  patch_proj = register_module("patch_proj", Linear(get("patch_embed.proj.weight"), at::Tensor()));
-  patch_norm = register_module("patch_norm",
-                               LayerNorm(get("patch_embed.norm.weight"), get("patch_embed.norm.bias"), c.layer_norm_eps));
+  // Submodules are registered under the checkpoint's own dotted names
+  // (patch_embed.proj, head.norm, ...), so that every parameter path is a
+  // firmware tensor name (adapters and bundles refer to them).
+  auto patch_embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
+  patch_proj = patch_embed->register_module("proj", Linear(get("patch_embed.proj.weight"), at::Tensor()));
+  patch_norm = patch_embed->register_module(
+      "norm", LayerNorm(get("patch_embed.norm.weight"), get("patch_embed.norm.bias"), c.layer_norm_eps));
   cls_token = register_parameter("cls_token", get("cls_token"), false);
   pos_embed = register_parameter("pos_embed", get("pos_embed"), false);
   layers = register_module("layers", torch::nn::ModuleList());
   layer_list_ = build_encoder_stack(stack_spec(c), get);
   for (auto& l : layer_list_) layers->push_back(l);
-  head_norm = register_module("head_norm", LayerNorm(get("head.norm.weight"), get("head.norm.bias"), c.layer_norm_eps));
-  head_proj = register_module("head_proj", Linear(get("head.proj.weight"), at::Tensor()));
+  auto head = register_module("head", std::make_shared<torch::nn::Module>());
+  head_norm = head->register_module("norm", LayerNorm(get("head.norm.weight"), get("head.norm.bias"), c.layer_norm_eps));
+  head_proj = head->register_module("proj", Linear(get("head.proj.weight"), at::Tensor()));
 }
 
 EncoderOutput ImuEncoderImpl::forward(const at::Tensor& imu, bool hidden_states) {

@@ -2,9 +2,11 @@
 // binary, checked against independent tools (GNU tar, sha256sum, Debian's
 // minisign), and one test per hostile bundle the issue lists.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
+#include <ATen/ATen.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "export/bundle_manifest.h"
@@ -74,10 +76,12 @@ class BundleCli : public test::CliTest {
       pj["head"]["classes"] = load_prompt_template(test::repo_dir(), task.prompt).labels.size();
     }
     const PeftConfig peft = PeftConfig::from_json({{"trainable", task.trainable}, {"peft", pj}}, cfg_);
-    Adapter a({{"backbone", load_firmware_module(fw, "backbone")}}, peft, fw.label());
-    torch::manual_seed(0);
+    Adapter::Modules modules;
+    for (const auto& m : task.modules) modules[m] = load_firmware_module(fw, m);
+    Adapter a(modules, peft, fw.label());
+    at::manual_seed(0);
     {
-      torch::NoGradGuard g;
+      at::NoGradGuard g;
       for (auto& p : a.parameters()) p.tensor.normal_(0, 0.02);
     }
     a.save(out);
@@ -455,6 +459,26 @@ TEST_F(BundleCli, RunVerifiesLoadsAndGenerates) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(r.out.empty());
   std::cout << "[run] prediction: " << r.out;
+}
+
+TEST_F(BundleCli, RunClassifiesAnImuCsvFile) {
+  const std::string cfg = (test::repo_dir() / "configs" / "tasks" / "har.yaml").string();  // Path-2 with a projector
+  const std::string a = make_adapter(fw_, tmp_ / "har.safetensors", cfg);
+  const std::string b = (tmp_ / "har.m4adapter").string();
+  CliRun e = m4({"export", "--adapter", a, "--task", cfg, "--firmware", fw_, "--key", key_ + ".key", "--out", b});
+  ASSERT_EQ(e.code, 0) << e.err;
+  std::ofstream csv(tmp_ / "walk.csv");
+  csv << "ax,ay,az,gx,gy,gz\n";
+  for (int t = 0; t < 100; ++t) csv << 0.1 * t << ",0,9.8,0,0," << (t % 7) * 0.01 << "\n";  // shorter than the window
+  csv.close();
+  CliRun r = m4({"run", "--firmware", fw_, "--bundle", b, "--pubkey", key_ + ".pub", "--input", (tmp_ / "walk.csv").string(),
+                 "--log-level", "warn"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::set<std::string> labels = {"walking\n", "running\n", "sitting\n", "standing\n", "climbing stairs\n", "cycling\n"};
+  EXPECT_TRUE(labels.count(r.out)) << r.out;
+  std::ofstream(tmp_ / "bad.csv") << "1,2,3,4,5,6\n1,2,3,4,5\n";
+  CliRun bad = m4({"run", "--firmware", fw_, "--bundle", b, "--pubkey", key_ + ".pub", "--input", (tmp_ / "bad.csv").string()});
+  expect_one_line_error(bad, {"bad.csv:2", "expected 6 numbers"});
 }
 
 }  // namespace
