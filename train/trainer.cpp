@@ -293,7 +293,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
     adapter.save(opt.run_dir / "adapter.safetensors");
     nlohmann::json run = {
         {"task_config", task.resolved},
-        {"config_path", task.source.string()},
+        {"config_path", fs::absolute(task.source).lexically_normal().string()},
         {"firmware", {{"id", fw.id()}, {"name", fw.manifest().name}, {"version", fw.manifest().version}}},
         {"dataset_digests", {{"train", file_digest(task.data.train)}, {"test", file_digest(task.data.test)}}},
         {"metrics", summary.metrics},
