@@ -78,10 +78,16 @@ double time_median(int iters, Fn&& fn) {
   return median(t);
 }
 
-at::Tensor shifted_ce(const at::Tensor& logits, const at::Tensor& ids) {
-  const int64_t T = logits.size(1);
-  return at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}), ids.narrow(1, 1, T - 1).reshape({-1}));
+// HF's shifted causal-LM loss over every token, computed as the trainer does
+// (train/task_model.cpp): the LM head only on the positions that predict a
+// token, so no (B, T, vocab) logits are sliced and copied.
+at::Tensor shifted_ce(m4::LlamaImpl& llama, const m4::LlamaOutput& out, const at::Tensor& ids) {
+  const at::Tensor& h = out.hidden_states.back();
+  const int64_t T = h.size(1);
+  return at::cross_entropy_loss(llama.logits_of(h.narrow(1, 0, T - 1).reshape({-1, h.size(2)})),
+                                ids.narrow(1, 1, T - 1).reshape({-1}));
 }
+const m4::LlamaForwardOptions kHiddenOnly{/*logits=*/false, /*hidden_states=*/true};
 
 }  // namespace
 
@@ -126,7 +132,7 @@ int main(int argc, char** argv) {
   adapter.train();
   const double lora_step = time_median(a.iters, [&] {
     opt.zero_grad();
-    shifted_ce(llama->forward(ids).logits, ids).backward();
+    shifted_ce(*llama, llama->forward(ids, {}, {}, nullptr, kHiddenOnly), ids).backward();
     opt.step();
   });
   // The same forward/backward with the LoRA merged: gradients flow back to the
@@ -134,7 +140,7 @@ int main(int argc, char** argv) {
   adapter.merge();
   const double merged_step = time_median(a.iters, [&] {
     at::Tensor emb = llama->forward_embeds_of(ids).detach().requires_grad_(true);
-    shifted_ce(llama->forward_embeds(emb).logits, ids).backward();
+    shifted_ce(*llama, llama->forward_embeds(emb, {}, {}, nullptr, kHiddenOnly), ids).backward();
   });
   adapter.unmerge();
   at::NoGradGuard ng;

@@ -18,6 +18,9 @@ struct CpuRuntime {
 // them and ATen's OpenMP gets 1, unless OMP_WAIT_POLICY=passive (see the .cpp).
 // Returns what is in effect afterwards.
 CpuRuntime configure_cpu_runtime(int threads);
+// Keeps freed memory in the heap (no per-allocation mmap/munmap of large
+// blocks); configure_cpu_runtime calls it.
+void keep_freed_memory();
 CpuRuntime cpu_runtime();
 
 // This process's memory from /proc/self/status, in KiB: resident now, peak,

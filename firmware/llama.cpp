@@ -322,11 +322,12 @@ LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at:
   x = norm(x);
   if (options.hidden_states) out.hidden_states.push_back(x);
   if (cache != nullptr) cache->length += T;
-  if (options.logits) {
-    at::Tensor logits = lm_head ? lm_head(x) : at::linear(x, embed_tokens->weight);
-    out.logits = logits.to(at::kFloat);
-  }
+  if (options.logits) out.logits = logits_of(x);
   return out;
+}
+
+at::Tensor LlamaImpl::logits_of(const at::Tensor& x) {
+  return (lm_head ? lm_head(x) : at::linear(x, embed_tokens->weight)).to(at::kFloat);
 }
 
 at::Tensor generate(LlamaImpl& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,

@@ -118,6 +118,9 @@ class LlamaImpl : public torch::nn::Module {
 
   // Checked token embedding: input_ids (B, T) I64/I32 within the vocabulary -> (B, T, hidden).
   at::Tensor forward_embeds_of(const at::Tensor& input_ids);
+  // The LM head on final hidden states (after the final norm; (..., hidden) ->
+  // (..., vocab) f32): lets a loss compute logits only where it has targets.
+  at::Tensor logits_of(const at::Tensor& final_hidden);
 
   KVCache new_cache(int64_t batch, int64_t capacity) const;
   const LlamaConfig& config() const { return config_; }

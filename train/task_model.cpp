@@ -25,6 +25,7 @@ namespace {
 
 constexpr double kCosineScale = 1.0 / 0.07;  // CLIP's initial logit scale (temperature 0.07): trainable from random heads
 constexpr int64_t kIgnore = -100;
+const LlamaForwardOptions kHiddenOnly{/*logits=*/false, /*hidden_states=*/true};
 
 // The firmware modules a task loads, with the encoder slot it reads inputs through.
 std::string input_encoder(const TaskConfig& t) {
@@ -276,13 +277,7 @@ struct TaskModel::Impl {
       const at::Tensor ids = b.tensors.at("input_ids");
       const auto m = b.tensors.find("attention_mask");
       const at::Tensor mask = m != b.tensors.end() ? m->second : at::ones_like(ids);
-      at::Tensor logits = backbone->forward(ids, mask).logits;
-      at::Tensor labels = ids.masked_fill(mask.eq(0), kIgnore);
-      const int64_t extra = logits.size(1) - labels.size(1);  // soft prompt positions
-      if (extra > 0) labels = at::cat({at::full({b.size(), extra}, kIgnore, at::kLong), labels}, 1);
-      const int64_t T = logits.size(1);
-      return at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}),
-                                    labels.narrow(1, 1, T - 1).reshape({-1}), {}, at::Reduction::Mean, kIgnore);
+      return causal_lm_loss(backbone->forward(ids, mask, {}, nullptr, kHiddenOnly), ids.masked_fill(mask.eq(0), kIgnore));
     }
     if (task.path == 2 && retrieval()) {
       // Symmetric InfoNCE over the batch (CLIP's loss): row i's text and input match.
@@ -299,19 +294,34 @@ struct TaskModel::Impl {
       return at::cross_entropy_loss(head_logits(sequences(b, false), pre), b.tensors.at("label"));
     }
     Seq s = sequences(b, true);
-    at::Tensor logits, labels = s.labels;
     if (pre.defined()) {
       PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
-      logits = backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids).logits;
-      labels = at::cat({at::full({b.size(), pre.size(1)}, kIgnore, at::kLong), labels}, 1);
-    } else {
-      logits = backbone->forward(s.ids, s.mask).logits;
+      return causal_lm_loss(backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, kHiddenOnly),
+                            s.labels);
     }
-    const int64_t extra = logits.size(1) - labels.size(1);  // soft prompt positions
-    if (extra > 0) labels = at::cat({at::full({b.size(), extra}, kIgnore, at::kLong), labels}, 1);
-    const int64_t T = logits.size(1);
-    return at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}),
-                                  labels.narrow(1, 1, T - 1).reshape({-1}), {}, at::Reduction::Mean, kIgnore);
+    return causal_lm_loss(backbone->forward(s.ids, s.mask, {}, nullptr, kHiddenOnly), s.labels);
+  }
+
+  // Next-token cross-entropy, mean over target tokens (labels != -100; HF's
+  // shifted loss). Logits are computed only at the positions that predict a
+  // target, not over the whole (B, T, vocab). Label rows may be shorter than
+  // the output by the soft tokens in front (prefix / prompt tuning).
+  at::Tensor causal_lm_loss(const LlamaOutput& out, at::Tensor labels) {
+    const at::Tensor& h = out.hidden_states.back();  // (B, T', hidden), after the final norm
+    const int64_t B = h.size(0), T = h.size(1), extra = T - labels.size(1);
+    if (extra > 0) labels = at::cat({at::full({B, extra}, kIgnore, at::kLong), labels}, 1);
+    const at::Tensor next = labels.narrow(1, 1, T - 1).reshape({-1});  // position t predicts token t + 1
+    const at::Tensor rows = next.ne(kIgnore).nonzero().squeeze(1);
+    const at::Tensor feats = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)}).index_select(0, rows);
+    return at::cross_entropy_loss(lm_logits(feats), next.index_select(0, rows));
+  }
+
+  // The trainable LM head when the task has one (head: full, kind lm), else the backbone's.
+  at::Tensor lm_logits(const at::Tensor& h) {
+    if (auto* p = adapter->part("head"); p && adapter->config().head.kind == "lm") {
+      return dynamic_cast<LmHeadImpl*>(p)->forward(h).to(at::kFloat);
+    }
+    return backbone->logits_of(h);
   }
 
   // One prediction per row of (B, L) label logits.

@@ -211,6 +211,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
 
   bool stopped = false;
   while (state.step < task.train.steps) {
+    const auto step_t0 = Clock::now();
     if (rank == fault_rank && state.step == fault_step) {
       spdlog::warn("rank {}: M4FORGE_FAULT {} at step {}", rank, fault_kind, state.step);
       if (fault_kind == "kill") std::raise(SIGKILL);
@@ -244,9 +245,11 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
     ++state.step;
     state.last_loss = loss_sum;
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double step_secs = std::chrono::duration<double>(Clock::now() - step_t0).count();
     const double sps = static_cast<double>((state.step - first_step) * task.train.batch_size) / std::max(secs, 1e-9);
     if (lead) {
-      metrics << nlohmann::json({{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", gnorm}, {"samples_per_s", sps}}).dump()
+      metrics << nlohmann::json({{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", gnorm}, {"samples_per_s", sps},
+                              {"step_time_s", step_secs}}).dump()
               << "\n";
       metrics.flush();
       const double eta = static_cast<double>(task.train.steps - state.step) * secs / static_cast<double>(state.step - first_step);
