@@ -58,6 +58,7 @@ int train_cmd(int argc, char** argv) {
     to.run_dir = r.count("run-dir") ? fs::path(r["run-dir"].as<std::string>()) : fs::path("runs") / task.task;
     to.repo_root = root;
     to.resume = r.count("resume") > 0;
+    if (!to.resume) check_fresh_run_dir(to.run_dir);
     read_train_loop_options(r, &to);
     TrainSummary s = train_task(fw, task, to, *comm);
     if (comm->rank() == 0) {

@@ -195,9 +195,6 @@ std::vector<JobTaskResult> run_job(const Firmware& fw, const Job& job, const Job
       r.status = "failed";
       r.error = (dir / "run.json").string() +
                 " holds a finished run of a different config; not overwritten (remove it or give the task another name)";
-    } else if (!options.resume && fs::is_directory(dir) && !fs::is_empty(dir)) {
-      r.status = "failed";
-      r.error = dir.string() + " already holds a run; not overwritten (continue it with --resume, or remove it)";
     } else {
       spdlog::info("job {}: task {} ({}/{}) on rank {}", job.source.filename().string(), t.name, i + 1, job.tasks.size(), rank);
       TrainOptions to = options.train;
@@ -206,6 +203,7 @@ std::vector<JobTaskResult> run_job(const Firmware& fw, const Job& job, const Job
       to.resume = options.resume;
       to.modules = &modules;
       try {
+        if (!options.resume) check_fresh_run_dir(dir);
         const TrainSummary s = train_task(fw, t.task, to, *alone);
         r.status = s.preempted ? "preempted" : "done";
         if (s.preempted) request_stop();  // a preempted job stops; --resume continues it

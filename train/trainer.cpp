@@ -122,6 +122,11 @@ std::string file_digest(const std::string& path) {
 
 }  // namespace
 
+void check_fresh_run_dir(const fs::path& dir) {
+  M4_CHECK(!fs::is_directory(dir) || fs::is_empty(dir), ErrorCode::kMismatch, dir.string(),
+           " already holds a run; not overwritten (continue it with --resume, or remove it)");
+}
+
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
 void install_stop_handlers() {

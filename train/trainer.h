@@ -38,6 +38,10 @@ struct TrainSummary {
 
 TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainOptions& options, Communicator& comm);
 
+// A run directory that is not empty holds earlier work: starting afresh there
+// (no --resume) is refused, with one m4::Error(kMismatch) naming it.
+void check_fresh_run_dir(const std::filesystem::path& run_dir);
+
 // SIGTERM/SIGINT set a stop request (train_task installs the handlers); the
 // running task checkpoints at its next step and returns preempted. The request
 // stays set, so a caller running several tasks stops too.

@@ -82,5 +82,15 @@ TEST_F(TrainCli, EvalReportsTheFromScratchBaselineBesideZeroShot) {
   expect_one_line_error(m4({"eval", task_.config.string(), "--no-baseline"}), {"nothing to evaluate"});
 }
 
+TEST_F(TrainCli, NeverStartsAfreshOverAnEarlierRun) {
+  CliRun first = m4(train_args("kept"));
+  ASSERT_EQ(first.code, 0) << first.err;
+  const std::string adapter = test::slurp(tmp_ / "kept" / "adapter.safetensors");
+  auto args = train_args("kept");
+  args.push_back("optim.lr=0.5");  // a different run that would overwrite it
+  expect_one_line_error(m4(args), {"kept", "already holds a run", "--resume"});
+  EXPECT_EQ(test::slurp(tmp_ / "kept" / "adapter.safetensors"), adapter);
+}
+
 }  // namespace
 }  // namespace m4
