@@ -25,10 +25,7 @@ std::shared_ptr<torch::nn::Module> load_firmware_module(const Firmware& fw, cons
 std::shared_ptr<torch::nn::Module> ModuleCache::get(const std::string& name) {
   auto it = modules_.find(name);
   if (it != modules_.end()) return it->second;
-  auto m = load_firmware_module(fw_, name);
-  ++loads_;
-  modules_.emplace(name, m);
-  return m;
+  return modules_.emplace(name, load_firmware_module(fw_, name)).first->second;
 }
 
 }  // namespace m4

@@ -24,12 +24,11 @@ class ModuleCache {
   explicit ModuleCache(const Firmware& fw) : fw_(fw) {}
   const Firmware& firmware() const { return fw_; }
   std::shared_ptr<torch::nn::Module> get(const std::string& name);
-  size_t loads() const { return loads_; }  // modules loaded so far (each once)
+  size_t loads() const { return modules_.size(); }  // modules loaded so far (each once)
 
  private:
   const Firmware& fw_;
   std::map<std::string, std::shared_ptr<torch::nn::Module>> modules_;
-  size_t loads_ = 0;
 };
 
 }  // namespace m4

@@ -2,6 +2,7 @@
 #include "train/evaluate.h"
 
 #include "firmware/error.h"
+#include "firmware/paths.h"
 #include "prompts/metrics.h"
 
 namespace m4 {
@@ -24,7 +25,7 @@ EvalResult evaluate_retrieval(TaskModel& model, data::Loader& loader, int64_t li
   r.metric = model.task().metric.name();
   r.samples = n;
   M4_CHECK(n > 0, ErrorCode::kMismatch, "task ", model.task().task, ": no samples to evaluate");
-  const at::Tensor scores = at::matmul(at::cat(queries), at::cat(items).t()).contiguous();
+  const at::Tensor scores = cosine_logits(at::cat(queries), at::cat(items), 1.0).contiguous();
   std::vector<float> flat(scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel());
   std::vector<int64_t> correct(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) correct[static_cast<size_t>(i)] = i;

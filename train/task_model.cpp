@@ -138,34 +138,31 @@ struct TaskModel::Impl {
     return out.embeds;
   }
 
-  at::Tensor label_embeddings() {
-    const bool trained = task.trainable.count("txt_enc") && task.trainable.at("txt_enc") != "frozen";
-    if (!trained && frozen_label_embeds.defined()) return frozen_label_embeds;
+  // txt_enc embeddings of `texts`; without gradients when txt_enc is frozen.
+  at::Tensor text_embeddings(const std::vector<std::string>& texts) {
+    M4_CHECK(modules.count("txt_enc") && clip_tok, ErrorCode::kMismatch, "task ", task.task,
+             ": Path-2 needs txt_enc to embed its texts");
     auto* txt = dynamic_cast<ClipTextImpl*>(modules.at("txt_enc").get());
-    const auto texts = prompt.label_texts({}, labels);
     ClipBatch cb = clip_tok->encode_batch(texts, txt->config().max_position_embeddings, false);
-    if (!trained) {
-      at::NoGradGuard ng;
-      frozen_label_embeds = txt->forward(cb.input_ids, cb.attention_mask).embeds.detach();
-      return frozen_label_embeds;
-    }
+    std::optional<at::NoGradGuard> ng;
+    if (!text_encoder_trained()) ng.emplace();
     return txt->forward(cb.input_ids, cb.attention_mask).embeds;
+  }
+  bool text_encoder_trained() const { return task.trainable.count("txt_enc") && task.trainable.at("txt_enc") != "frozen"; }
+
+  at::Tensor label_embeddings() {
+    if (text_encoder_trained()) return text_embeddings(prompt.label_texts({}, labels));
+    if (!frozen_label_embeds.defined()) frozen_label_embeds = text_embeddings(prompt.label_texts({}, labels)).detach();
+    return frozen_label_embeds;
   }
 
   // Path-2 retrieval (no labels): each row's text, rendered by the [E]
   // segments, is a query whose right item is the row's input.
   bool retrieval() const { return task.path == 2 && labels.empty(); }
   at::Tensor query_embeddings(const Batch& b) {
-    M4_CHECK(modules.count("txt_enc") && clip_tok, ErrorCode::kMismatch, "task ", task.task,
-             ": retrieval needs txt_enc to embed the query texts");
     std::vector<std::string> texts;
     for (int64_t i = 0; i < b.size(); ++i) texts.push_back(prompt.render(PromptModule::kTextEncoder, vars_of(b, i)));
-    auto* txt = dynamic_cast<ClipTextImpl*>(modules.at("txt_enc").get());
-    ClipBatch cb = clip_tok->encode_batch(texts, txt->config().max_position_embeddings, false);
-    const bool trained = task.trainable.count("txt_enc") && task.trainable.at("txt_enc") != "frozen";
-    std::optional<at::NoGradGuard> ng;
-    if (!trained) ng.emplace();
-    return txt->forward(cb.input_ids, cb.attention_mask).embeds;
+    return text_embeddings(texts);
   }
 
   PromptVars vars_of(const Batch& b, int64_t i) const {
@@ -248,9 +245,7 @@ struct TaskModel::Impl {
   }
 
   at::Tensor head_logits(const Seq& s, const at::Tensor& pre) {
-    LlamaForwardOptions fo;
-    fo.logits = false;
-    fo.hidden_states = true;
+    const LlamaForwardOptions& fo = kHiddenOnly;
     LlamaOutput out;
     at::Tensor mask = s.mask;
     if (pre.defined()) {
@@ -279,7 +274,7 @@ struct TaskModel::Impl {
       const at::Tensor mask = m != b.tensors.end() ? m->second : at::ones_like(ids);
       return causal_lm_loss(backbone->forward(ids, mask, {}, nullptr, kHiddenOnly), ids.masked_fill(mask.eq(0), kIgnore));
     }
-    if (task.path == 2 && retrieval()) {
+    if (retrieval()) {
       // Symmetric InfoNCE over the batch (CLIP's loss): row i's text and input match.
       at::Tensor logits = cosine_logits(query_embeddings(b), input_embedding(b), kCosineScale);
       const at::Tensor target = at::arange(b.size(), at::kLong);
@@ -312,6 +307,8 @@ struct TaskModel::Impl {
     if (extra > 0) labels = at::cat({at::full({B, extra}, kIgnore, at::kLong), labels}, 1);
     const at::Tensor next = labels.narrow(1, 1, T - 1).reshape({-1});  // position t predicts token t + 1
     const at::Tensor rows = next.ne(kIgnore).nonzero().squeeze(1);
+    M4_CHECK(rows.numel() > 0, ErrorCode::kMismatch, "task ", task.task,
+             ": a training batch has no target tokens (empty target texts?); the loss would be NaN");
     const at::Tensor feats = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)}).index_select(0, rows);
     return at::cross_entropy_loss(lm_logits(feats), next.index_select(0, rows));
   }
@@ -389,8 +386,7 @@ std::pair<at::Tensor, at::Tensor> TaskModel::retrieval_embeddings(const Batch& b
   at::NoGradGuard ng;
   impl_->adapter->eval();
   M4_CHECK(impl_->retrieval(), ErrorCode::kInternal, "task ", impl_->task.task, " is not retrieval");
-  auto unit = [](const at::Tensor& t) { return t.to(at::kFloat) / t.to(at::kFloat).norm(2, -1, true).clamp_min(1e-12); };
-  return {unit(impl_->query_embeddings(batch)), unit(impl_->input_embedding(batch))};
+  return {impl_->query_embeddings(batch), impl_->input_embedding(batch)};
 }
 
 std::vector<Prediction> TaskModel::predict(const Batch& batch) {

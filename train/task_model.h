@@ -53,7 +53,7 @@ class TaskModel {
   // Path-2 retrieval (a template without labels): row i's text (the [E]
   // segments) is a query whose right item is row i's input. Training uses the
   // symmetric contrastive loss over the batch; evaluation ranks every item for
-  // every query with these unit-length embeddings (queries, items).
+  // every query by the cosine of these embeddings (queries, items).
   bool retrieval() const;
   std::pair<at::Tensor, at::Tensor> retrieval_embeddings(const Batch& batch);
 

@@ -219,5 +219,28 @@ TEST_F(Trainer, Bf16AutocastTrainsCloseToF32) {
   EXPECT_NEAR(bf16, f32, 0.03 * std::abs(f32));
 }
 
+// A causal-LM batch without a single target token (here: pre-tokenized rows
+// of one token, nothing to predict) would train on a NaN loss: it is one error
+// naming the task instead.
+TEST_F(Trainer, CausalLmBatchWithoutTargetsIsAnError) {
+  data::DatasetContents c;
+  c.tensors["input_ids"] = at::full({4, 1}, 5, at::kLong);
+  c.tensors["attention_mask"] = at::ones({4, 1}, at::kLong);
+  c.attrs.source = "m4forge test: one-token rows";
+  c.attrs.license = "CC0";
+  data::write_dataset(tmp_ / "empty_targets.h5", c);
+  const std::string f = (tmp_ / "empty_targets.h5").string();
+  TaskConfig cfg = load_task_config(test::repo_dir() / "configs" / "tasks" / "translation_de_en.yaml",
+                                    {"data.train=" + f, "data.test=" + f, "train.steps=2", "train.batch_size=4",
+                                     "optim.warmup_steps=0"},
+                                    test::repo_dir());
+  TrainOptions o;
+  o.run_dir = tmp_ / "empty";
+  o.repo_root = test::repo_dir();
+  Firmware fw = Firmware::open(task_.firmware);
+  auto comm = make_communicator();
+  test::expect_error([&] { train_task(fw, cfg, o, *comm); }, {"translation_de_en", "no target tokens"});
+}
+
 }  // namespace
 }  // namespace m4
