@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "firmware/cpu_runtime.h"
+#include "core/cpu_runtime.h"
+#include "core/safetensors.h"
 #include "firmware/llama.h"
-#include "firmware/safetensors.h"
 #include "firmware/weight_set.h"
 
 namespace fs = std::filesystem;

@@ -13,16 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "export/bundle_reader.h"
+#include "bundle/bundle_reader.h"
+#include "bundle/minisign.h"
 #include "export/bundle_writer.h"
 #include "export/firmware_binding.h"
-#include "export/minisign.h"
 #include "firmware/demo.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
 #include "peft/adapter.h"
 #include "prompts/prompt_template.h"
-#include "prompts/task_config.h"
+#include "task/task_config.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;

@@ -29,11 +29,12 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
+#include "core/cpu_runtime.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "firmware/ast.h"
-#include "firmware/atomic_file.h"
 #include "firmware/clip.h"
-#include "firmware/cpu_runtime.h"
-#include "firmware/error.h"
 #include "firmware/demo.h"
 #include "firmware/firmware.h"
 #include "firmware/image_preprocess.h"
@@ -41,7 +42,6 @@
 #include "firmware/llama.h"
 #include "firmware/log_mel.h"
 #include "firmware/module_arch.h"
-#include "firmware/safetensors.h"
 #include "firmware/weight_set.h"
 #include "firmware/whisper_encoder.h"
 

@@ -30,12 +30,12 @@
 #include <string>
 #include <vector>
 
-#include "firmware/atomic_file.h"
-#include "firmware/cpu_runtime.h"
-#include "firmware/error.h"
+#include "core/atomic_file.h"
+#include "core/cpu_runtime.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "firmware/firmware.h"
 #include "firmware/llama.h"
-#include "firmware/safetensors.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;

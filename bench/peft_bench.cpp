@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "firmware/cpu_runtime.h"
+#include "core/cpu_runtime.h"
+#include "core/safetensors.h"
 #include "firmware/llama.h"
-#include "firmware/safetensors.h"
 #include "firmware/weight_set.h"
 #include "peft/adapter.h"
 
@@ -79,7 +79,7 @@ double time_median(int iters, Fn&& fn) {
 }
 
 // HF's shifted causal-LM loss over every token, computed as the trainer does
-// (train/task_model.cpp): the LM head only on the positions that predict a
+// (task/task_model.cpp): the LM head only on the positions that predict a
 // token, so no (B, T, vocab) logits are sliced and copied.
 at::Tensor shifted_ce(m4::LlamaImpl& llama, const m4::LlamaOutput& out, const at::Tensor& ids) {
   const at::Tensor& h = out.hidden_states.back();

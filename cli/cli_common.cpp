@@ -5,9 +5,9 @@
 
 #include <iostream>
 
-#include "firmware/cpu_runtime.h"
-#include "firmware/error.h"
-#include "prompts/task_config.h"
+#include "core/cpu_runtime.h"
+#include "core/error.h"
+#include "task/task_config.h"
 #include "train/trainer.h"
 
 namespace m4::cli {
@@ -56,6 +56,26 @@ std::string required(const cxxopts::ParseResult& r, const std::string& name) {
 }
 
 std::filesystem::path repo_root_of(const std::filesystem::path& config) { return find_repo_root(config); }
+
+void add_config_args(cxxopts::Options& o) {
+  o.add_options()("args", "CONFIG then dotted overrides key=value", cxxopts::value<std::vector<std::string>>());
+  o.parse_positional({"args"});
+}
+
+ConfigArgs config_args(const cxxopts::ParseResult& r) {
+  M4_CHECK(r.count("args"), ErrorCode::kInvalidArgument, "missing the task config (configs/tasks/<task>.yaml)");
+  auto args = r["args"].as<std::vector<std::string>>();
+  ConfigArgs out;
+  out.config = args.front();
+  M4_CHECK(out.config.string().find('=') == std::string::npos || std::filesystem::exists(out.config),
+           ErrorCode::kInvalidArgument, "the task config comes first, then key=value overrides; found '", args.front(), "'");
+  out.overrides.assign(args.begin() + 1, args.end());
+  return out;
+}
+
+std::vector<std::string> overrides_of(const cxxopts::ParseResult& r) {
+  return r.count("args") ? r["args"].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
 
 std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r) {
   if (r.count("firmware")) return r["firmware"].as<std::string>();

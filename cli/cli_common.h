@@ -4,6 +4,7 @@
 #include <cxxopts.hpp>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace m4 {
 struct TrainOptions;
@@ -29,6 +30,18 @@ int run_eval(int argc, char** argv);
 // The repository root a task config belongs to: the nearest ancestor holding
 // prompts/templates (configs/tasks/x.yaml -> ../..), else the working directory.
 std::filesystem::path repo_root_of(const std::filesystem::path& config);
+// One override syntax for every verb that takes a task config: dotted
+// `key=value` arguments after the config, positional (`m4forge train CONFIG
+// optim.lr=1e-4`, `m4forge peft plan CONFIG --firmware FW train.steps=5`).
+void add_config_args(cxxopts::Options& options);
+struct ConfigArgs {
+  std::filesystem::path config;
+  std::vector<std::string> overrides;
+};
+// The config (the first positional argument, required) and its overrides.
+ConfigArgs config_args(const cxxopts::ParseResult& r);
+// Only overrides, for a verb that names its config with an option (export --task).
+std::vector<std::string> overrides_of(const cxxopts::ParseResult& r);
 // --firmware DIR, else $M4FORGE_FIRMWARE; an error when neither is given.
 std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r);
 // The training loop's options shared by `train` and `train-many`

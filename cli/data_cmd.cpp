@@ -10,9 +10,9 @@
 #include <sstream>
 
 #include "cli/cli_common.h"
+#include "core/error.h"
 #include "data/dataset_reader.h"
 #include "data/importers.h"
-#include "firmware/error.h"
 
 namespace m4::cli {
 namespace {

@@ -9,22 +9,22 @@
 
 #include "cli/cli_common.h"
 #include "cli/module_runner.h"
-#include "peft/adapter.h"
-#include "firmware/demo.h"
-#include "firmware/error.h"
-#include "firmware/firmware.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "firmware/ast.h"
 #include "firmware/clip.h"
 #include "firmware/clip_tokenizer.h"
+#include "firmware/demo.h"
+#include "firmware/firmware.h"
 #include "firmware/image_preprocess.h"
 #include "firmware/imu_encoder.h"
 #include "firmware/llama.h"
 #include "firmware/log_mel.h"
 #include "firmware/module_arch.h"
-#include "firmware/safetensors.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
 #include "firmware/whisper_encoder.h"
+#include "peft/adapter.h"
 
 namespace m4::cli {
 namespace {

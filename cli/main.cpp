@@ -10,7 +10,8 @@
 #include <string>
 
 #include "cli/cli_common.h"
-#include "firmware/error.h"
+#include "core/build_info.h"
+#include "core/error.h"
 
 namespace {
 
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   try {
     if (cmd == "--version") {
-      std::cout << "m4forge " << M4_VERSION << " (" << M4_GIT_REV << ")\n";
+      std::cout << "m4forge " << m4::m4forge_version() << " (" << m4::m4forge_revision() << ")\n";
       return 0;
     }
     if (cmd == "firmware") return m4::cli::run_firmware(argc - 1, argv + 1);

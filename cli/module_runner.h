@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "core/safetensors.h"
 #include "firmware/firmware.h"
-#include "firmware/safetensors.h"
 #include "firmware/transformer_encoder.h"
 
 namespace m4::cli {

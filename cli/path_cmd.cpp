@@ -9,16 +9,16 @@
 
 #include "cli/cli_common.h"
 #include "cli/module_runner.h"
+#include "core/cpu_runtime.h"
+#include "core/error.h"
 #include "firmware/clip.h"
 #include "firmware/clip_tokenizer.h"
-#include "firmware/cpu_runtime.h"
-#include "firmware/error.h"
 #include "firmware/firmware.h"
 #include "firmware/llama.h"
-#include "firmware/paths.h"
-#include "firmware/weight_set.h"
 #include "firmware/projector.h"
 #include "firmware/tokenizer.h"
+#include "firmware/weight_set.h"
+#include "task/execution_path.h"
 
 namespace m4::cli {
 namespace {

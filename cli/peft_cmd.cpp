@@ -7,7 +7,7 @@
 #include <map>
 
 #include "cli/cli_common.h"
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/firmware.h"
 #include "firmware/llama.h"
 #include "firmware/module_loader.h"
@@ -15,7 +15,7 @@
 #include "peft/adapter.h"
 #include "peft/hf_peft.h"
 #include "prompts/prompt_template.h"
-#include "prompts/task_config.h"
+#include "task/task_config.h"
 
 namespace m4::cli {
 namespace {
@@ -40,7 +40,7 @@ nlohmann::json with_head_classes(const TaskConfig& task, const fs::path& root) {
   const PromptTemplate t = load_prompt_template(root, task.prompt);
   M4_CHECK(!t.labels_from_dataset, ErrorCode::kInvalidArgument, task.source.string(),
            ": the classifier head's classes come from the dataset's label names (", task.data.train,
-           "); pass --override peft.head.classes=N to plan without it");
+           "); add peft.head.classes=N after the config to plan without it");
   peft["head"]["classes"] = static_cast<int64_t>(t.labels.size());
   return peft;
 }
@@ -58,18 +58,14 @@ Adapter::Modules load_modules(const Firmware& fw, const std::vector<std::string>
 int plan_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge peft plan", "Attach a task config's adapters to a firmware and list which module gets which\n"
                                           "method, with trainable vs total parameters. Nothing is trained or written.");
-  o.add_options()("config", "task config (configs/tasks/<task>.yaml)", cxxopts::value<std::string>())(
-      "firmware", "firmware directory", cxxopts::value<std::string>())(
-      "json", "print JSON instead of a table")(
-      "override", "dotted override key=value (repeatable)", cxxopts::value<std::vector<std::string>>());
-  o.parse_positional({"config"});
+  add_config_args(o);
+  o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())("json", "print JSON instead of a table");
+  o.positional_help("CONFIG [key=value ...]");
   add_common_options(o);
   cxxopts::ParseResult r;
   if (!parse(o, argc, argv, &r)) return 0;
   apply_common_options(r);
-  const fs::path cfg_path = required(r, "config");
-  std::vector<std::string> overrides;
-  if (r.count("override")) overrides = r["override"].as<std::vector<std::string>>();
+  const auto [cfg_path, overrides] = config_args(r);
   const fs::path root = repo_root_of(cfg_path);
   TaskConfig task = load_task_config(cfg_path, overrides, root);
   const PeftConfig peft = PeftConfig::from_json({{"trainable", task.trainable}, {"peft", with_head_classes(task, root)}}, cfg_path.string());

@@ -1,46 +1,39 @@
 // `m4forge train` and `m4forge eval`: one task config, one process or an
 // MPI job (mpirun -np N m4forge train ...).
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "cli/cli_common.h"
 #include "cluster/communicator.h"
+#include "core/error.h"
 #include "data/dataset_reader.h"
-#include "firmware/error.h"
 #include "firmware/firmware.h"
 #include "prompts/prompt_template.h"
-#include "prompts/task_config.h"
-#include "train/evaluate.h"
+#include "task/evaluate.h"
+#include "task/run_record.h"
+#include "task/task_config.h"
+#include "task/task_model.h"
 #include "train/scratch_model.h"
-#include "train/task_model.h"
 #include "train/trainer.h"
 
 namespace m4::cli {
 namespace {
 namespace fs = std::filesystem;
 
-// Positional arguments after the config are dotted overrides (key=value).
-std::pair<fs::path, std::vector<std::string>> config_and_overrides(const cxxopts::ParseResult& r) {
-  M4_CHECK(r.count("args"), ErrorCode::kInvalidArgument, "missing the task config (configs/tasks/<task>.yaml)");
-  auto args = r["args"].as<std::vector<std::string>>();
-  fs::path cfg = args.front();
-  args.erase(args.begin());
-  return {cfg, args};
-}
-
 int train_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge train", "Train a task's adapter on a firmware: `m4forge train CONFIG [key=value ...]`,\n"
                                       "or `mpirun -np N m4forge train CONFIG ...` (train.batch_size is the global batch).");
-  o.add_options()("args", "CONFIG then dotted overrides", cxxopts::value<std::vector<std::string>>())(
-      "firmware", "firmware directory (default: $M4FORGE_FIRMWARE)", cxxopts::value<std::string>())(
+  add_config_args(o);
+  o.add_options()("firmware", "firmware directory (default: $M4FORGE_FIRMWARE)", cxxopts::value<std::string>())(
       "run-dir", "run directory (default: runs/<task>)", cxxopts::value<std::string>())(
       "resume", "continue from the newest complete checkpoint in the run directory")(
       "collective-timeout", "seconds a gradient all-reduce may take before the job is aborted",
       cxxopts::value<int64_t>()->default_value("300"));
   add_train_loop_options(o);
-  o.parse_positional({"args"});
   add_common_options(o);
   cxxopts::ParseResult r;
   if (!parse(o, argc, argv, &r)) return 0;
@@ -50,7 +43,7 @@ int train_cmd(int argc, char** argv) {
   if (comm->rank() != 0 && !r.count("log-level")) spdlog::set_level(spdlog::level::warn);  // rank 0 logs
   apply_common_options(r);
   try {
-    auto [cfg, overrides] = config_and_overrides(r);
+    auto [cfg, overrides] = config_args(r);
     const fs::path root = repo_root_of(cfg);
     TaskConfig task = load_task_config(cfg, overrides, root);
     Firmware fw = Firmware::open(firmware_dir_option(r));
@@ -58,7 +51,6 @@ int train_cmd(int argc, char** argv) {
     to.run_dir = r.count("run-dir") ? fs::path(r["run-dir"].as<std::string>()) : fs::path("runs") / task.task;
     to.repo_root = root;
     to.resume = r.count("resume") > 0;
-    if (!to.resume) check_fresh_run_dir(to.run_dir);
     read_train_loop_options(r, &to);
     TrainSummary s = train_task(fw, task, to, *comm);
     if (comm->rank() == 0) {
@@ -74,7 +66,10 @@ int train_cmd(int argc, char** argv) {
     const auto* me = dynamic_cast<const Error*>(&e);
     std::string msg = e.what();
     for (char& c : msg) c = (c == '\n') ? ' ' : c;
-    std::cerr << "m4forge: error: rank " << comm->rank() << ": " << msg << "\n";
+    // One write(2): std::cerr writes each piece apart, and mpirun's own abort
+    // banner would land inside the line.
+    const std::string line = "m4forge: error: rank " + std::to_string(comm->rank()) + ": " + msg + "\n";
+    [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
     comm->abort(me ? static_cast<int>(me->code()) : 1, "rank failed");
   }
   return 1;  // not reached: abort() ends the process
@@ -83,9 +78,11 @@ int train_cmd(int argc, char** argv) {
 int eval_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge eval", "A task's metric on its test split with an adapter, zero-shot (no adapter) as the\n"
                                      "baseline and, with --from-scratch, a small task-specific model trained from random\n"
-                                     "init on the training split: `m4forge eval CONFIG --adapter A [key=value ...]`.");
-  o.add_options()("args", "CONFIG then dotted overrides", cxxopts::value<std::vector<std::string>>())(
-      "firmware", "firmware directory (default: $M4FORGE_FIRMWARE)", cxxopts::value<std::string>())(
+                                     "init on the training split: `m4forge eval --run RUN_DIR` (the run's record alone:\n"
+                                     "config, template, labels, adapter) or `m4forge eval CONFIG --adapter A [key=value ...]`.");
+  add_config_args(o);
+  o.add_options()("firmware", "firmware directory (default: $M4FORGE_FIRMWARE)", cxxopts::value<std::string>())(
+      "run", "a finished training run directory (instead of CONFIG and --adapter)", cxxopts::value<std::string>())(
       "adapter", "adapter .safetensors (a run's adapter.safetensors)", cxxopts::value<std::string>())(
       "limit", "evaluate the first N samples (0: all)", cxxopts::value<int64_t>()->default_value("0"))(
       "no-baseline", "skip the zero-shot baseline")(
@@ -93,15 +90,32 @@ int eval_cmd(int argc, char** argv) {
       "scratch-steps", "steps for --from-scratch (0: the task's train.steps)",
       cxxopts::value<int64_t>()->default_value("0"))(
       "json", "print JSON");
-  o.parse_positional({"args"});
   add_common_options(o);
   cxxopts::ParseResult r;
   if (!parse(o, argc, argv, &r)) return 0;
   apply_common_options(r);
-  auto [cfg, overrides] = config_and_overrides(r);
-  const fs::path root = repo_root_of(cfg);
-  TaskConfig task = load_task_config(cfg, overrides, root);
-  const bool with_adapter = r.count("adapter") > 0, zero_shot = !r.count("no-baseline"),
+  // From a run: its record alone (the template and labels it trained with);
+  // else the config and template as they are now.
+  std::optional<RunRecord> run;
+  TaskConfig task;
+  std::optional<PromptTemplate> prompt;
+  std::string adapter_file;
+  if (r.count("run")) {
+    M4_CHECK(!r.count("args") && !r.count("adapter"), ErrorCode::kInvalidArgument,
+             "--run evaluates a run as it trained: give no CONFIG, overrides or --adapter with it");
+    const fs::path dir = r["run"].as<std::string>();
+    run = read_finished_run(dir);
+    task = run->task_config(run_record_path(dir).string());
+    prompt = run->prompt();
+    adapter_file = (dir / runkeys::kAdapterFile).string();
+  } else {
+    auto [cfg, overrides] = config_args(r);
+    const fs::path root = repo_root_of(cfg);
+    task = load_task_config(cfg, overrides, root);
+    if (!task.prompt.empty()) prompt = load_prompt_template(root, task.prompt);
+    if (r.count("adapter")) adapter_file = r["adapter"].as<std::string>();
+  }
+  const bool with_adapter = !adapter_file.empty(), zero_shot = !r.count("no-baseline"),
              from_scratch = r.count("from-scratch") > 0;
   const int64_t scratch_steps = r["scratch-steps"].as<int64_t>();
   M4_CHECK(scratch_steps >= 0, ErrorCode::kInvalidArgument, "--scratch-steps must be >= 0, found ", scratch_steps);
@@ -119,16 +133,20 @@ int eval_cmd(int argc, char** argv) {
   if (with_adapter || zero_shot) {
     Firmware fw = Firmware::open(firmware_dir_option(r));
     out["firmware"] = fw.label();
-    const PromptTemplate prompt = load_prompt_template(root, task.prompt);
+    M4_CHECK(!run || run->firmware_id == fw.id(), ErrorCode::kMismatch, r["run"].as<std::string>(),
+             ": the run trained on firmware_id ", run ? run->firmware_id : "", " but ", fw.dir().string(), " is ", fw.id());
+    // The verbalizer: a run's own label names, else the test split's.
+    const std::vector<std::string> label_names = run ? run->label_names : test->attributes().label_names;
+    const PromptTemplate tmpl = prompt.value_or(PromptTemplate{});
     if (with_adapter) {
-      TaskModel m(fw, task, prompt, test->attributes().label_names, r["adapter"].as<std::string>());
+      TaskModel m(fw, task, tmpl, label_names, adapter_file);
       EvalResult e = evaluate(m, test, limit);
       out["adapter"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
     }
     if (zero_shot) {
       // Zero-shot: the same path and prompt with untrained adapter parts (LoRA's B
       // is zero, so LoRA-only tasks run the firmware unchanged).
-      TaskModel m(fw, task, prompt, test->attributes().label_names);
+      TaskModel m(fw, task, tmpl, label_names);
       EvalResult e = evaluate(m, test, limit);
       out["zero_shot"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
     }

@@ -6,8 +6,8 @@
 
 #include "cli/cli_common.h"
 #include "cluster/communicator.h"
-#include "firmware/cpu_runtime.h"
-#include "firmware/error.h"
+#include "core/cpu_runtime.h"
+#include "core/error.h"
 #include "firmware/firmware.h"
 #include "train/job.h"
 

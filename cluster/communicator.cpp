@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "firmware/error.h"
+#include "core/error.h"
 
 #ifdef M4_WITH_MPI
 #include <mpi.h>

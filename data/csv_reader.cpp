@@ -1,8 +1,8 @@
 // RFC 4180 CSV parsing (see csv_reader.h).
 #include "data/csv_reader.h"
 
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
 
 namespace m4::data {
 

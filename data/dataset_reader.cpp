@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <map>
 
+#include "core/error.h"
+#include "core/json_file.h"
 #include "data/hdf5_file.h"
-#include "firmware/error.h"
-#include "firmware/json_file.h"
 
 namespace m4::data {
 namespace {

@@ -8,9 +8,9 @@
 #include <atomic>
 #include <sstream>
 
+#include "core/error.h"
+#include "core/json_file.h"
 #include "data/hdf5_file.h"
-#include "firmware/error.h"
-#include "firmware/json_file.h"
 
 namespace m4::data {
 namespace {

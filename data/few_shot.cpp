@@ -5,8 +5,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/error.h"
 #include "data/shuffle.h"
-#include "firmware/error.h"
 
 namespace m4::data {
 namespace {

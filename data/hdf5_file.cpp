@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "firmware/error.h"
+#include "core/error.h"
 
 namespace m4::data {
 namespace {

@@ -13,13 +13,13 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "data/csv_reader.h"
 #include "data/png_image.h"
 #include "data/resample.h"
 #include "data/wav.h"
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
-#include "firmware/safetensors.h"
 
 namespace m4::data {
 namespace {

@@ -12,9 +12,9 @@
 #include <numeric>
 #include <thread>
 
+#include "core/error.h"
 #include "data/dataset_reader.h"
 #include "data/shuffle.h"
-#include "firmware/error.h"
 
 namespace m4::data {
 namespace {

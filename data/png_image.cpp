@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "firmware/error.h"
+#include "core/error.h"
 
 namespace m4::data {
 namespace {

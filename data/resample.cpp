@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "firmware/error.h"
+#include "core/error.h"
 
 namespace m4::data {
 namespace {

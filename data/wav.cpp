@@ -3,7 +3,7 @@
 
 #include <sndfile.h>
 
-#include "firmware/error.h"
+#include "core/error.h"
 
 namespace m4::data {
 

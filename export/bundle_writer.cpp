@@ -5,15 +5,15 @@
 #include <algorithm>
 #include <set>
 
-#include "export/build_info.h"
-#include "export/tar_archive.h"
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
+#include "bundle/tar_archive.h"
+#include "core/atomic_file.h"
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "firmware/firmware.h"
-#include "firmware/mapped_file.h"
 #include "firmware/module_loader.h"
-#include "firmware/safetensors.h"
-#include "firmware/sha256.h"
 #include "peft/adapter.h"
 
 namespace m4 {
@@ -25,6 +25,9 @@ std::string_view view(const MappedFile& f) { return {reinterpret_cast<const char
 
 BundleManifest describe(const Firmware& fw, const ExportRequest& req, std::string_view adapter_bytes) {
   const std::string where = req.adapter_file.string();
+  M4_CHECK(req.trained_on.empty() || req.trained_on == fw.id(), ErrorCode::kMismatch, where,
+           ": the adapter was trained on firmware_id ", req.trained_on, " but ", fw.dir().string(), " is ", fw.label(),
+           " (", fw.id(), ") (hint: export against the firmware the run trained on)");
   Adapter::Modules modules;
   for (const auto& n : req.task.modules) {
     M4_CHECK(fw.has(n), ErrorCode::kMismatch, where, ": the task needs module ", n, ", which ", fw.label(), " does not have");

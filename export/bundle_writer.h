@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "export/bundle_manifest.h"
-#include "export/minisign.h"
+#include "bundle/bundle_manifest.h"
+#include "bundle/minisign.h"
 #include "prompts/prompt_template.h"
-#include "prompts/task_config.h"
+#include "task/task_config.h"
 
 namespace m4 {
 
@@ -27,6 +27,7 @@ struct ExportRequest {
   nlohmann::json training = nlohmann::json::object();
   nlohmann::json metrics = nlohmann::json::object();
   int64_t created = 0;  // unix seconds: manifest "created" and every tar mtime
+  std::string trained_on;  // firmware_id the adapter was trained on (from a run record); "" when unknown
 };
 
 // Attaches the adapter to `fw` fail-closed (so a bundle can only be made for

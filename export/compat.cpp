@@ -1,8 +1,8 @@
 // Bundle-vs-firmware classification (see compat.h).
 #include "export/compat.h"
 
-#include "export/bundle_reader.h"
-#include "firmware/error.h"
+#include "bundle/bundle_reader.h"
+#include "core/error.h"
 #include "firmware/firmware.h"
 
 namespace m4 {

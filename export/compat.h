@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "bundle/minisign.h"
 #include "export/firmware_binding.h"
-#include "export/minisign.h"
 
 namespace m4 {
 

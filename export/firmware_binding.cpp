@@ -1,7 +1,7 @@
 // Firmware binding checks (see firmware_binding.h).
 #include "export/firmware_binding.h"
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/firmware.h"
 #include "firmware/module_arch.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "export/bundle_manifest.h"
+#include "bundle/bundle_manifest.h"
 
 namespace m4 {
 

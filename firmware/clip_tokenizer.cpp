@@ -13,8 +13,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
 
 namespace m4 {
 namespace {

@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <fstream>
 
-#include "firmware/atomic_file.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "firmware/clip_tokenizer.h"
-#include "firmware/error.h"
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
-#include "firmware/safetensors.h"
-#include "firmware/sha256.h"
 #include "firmware/tokenizer.h"
 
 namespace m4 {

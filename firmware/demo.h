@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "core/safetensors.h"
 #include "firmware/firmware.h"
 #include "firmware/llama_config.h"
 #include "firmware/module_arch.h"
-#include "firmware/safetensors.h"
 
 namespace m4 {
 

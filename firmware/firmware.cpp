@@ -9,14 +9,15 @@
 #include <set>
 #include <thread>
 
-#include "firmware/atomic_file.h"
+#include "core/atomic_file.h"
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "firmware/clip_tokenizer.h"
-#include "firmware/error.h"
-#include "firmware/json_file.h"
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
-#include "firmware/safetensors.h"
-#include "firmware/sha256.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
 
@@ -320,7 +321,7 @@ FirmwareManifest create_firmware(const fs::path& out, const std::string& name, c
   FirmwareManifest m;
   m.name = name;
   m.version = version;
-  m.created_by = std::string("m4forge ") + M4_VERSION + " (" + M4_GIT_REV + ")";
+  m.created_by = std::string("m4forge ") + m4forge_version() + " (" + m4forge_revision() + ")";
   m.provenance = provenance;
   m.modules = populate(staging);
   for (auto& [mod_name, mod] : m.modules) {

@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/transformer_encoder.h"
 
 namespace m4 {

@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "firmware/error.h"
-#include "firmware/json_file.h"
+#include "core/error.h"
+#include "core/json_file.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {

@@ -9,8 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "firmware/error.h"
-#include "firmware/paths.h"
+#include "core/error.h"
 #include "firmware/transformer_encoder.h"
 #include "firmware/weight_set.h"
 
@@ -391,6 +390,24 @@ at::Tensor generate(LlamaImpl& model, const at::Tensor& input_ids, const at::Ten
   }
   if (tokens.empty()) return at::empty({B, 0}, at::TensorOptions().dtype(at::kLong).device(dev));
   return at::stack(tokens, 1);
+}
+
+PrefixedInput prepend_prefix(LlamaImpl& backbone, const at::Tensor& prefix, const at::Tensor& input_ids,
+                             const at::Tensor& attention_mask) {
+  const int64_t H = backbone.config().hidden_size;
+  M4_CHECK(prefix.dim() == 3 && prefix.size(2) == H, ErrorCode::kInvalidArgument,
+           "the projected prefix must be (batch, tokens, ", H, "), found ", shape_str(prefix.sizes()));
+  M4_CHECK(input_ids.dim() == 2 && input_ids.size(0) == prefix.size(0), ErrorCode::kInvalidArgument,
+           "input_ids must be (", prefix.size(0), ", T), found ", shape_str(input_ids.sizes()));
+  const int64_t B = prefix.size(0), N = prefix.size(1);
+  at::Tensor text_mask = attention_mask.defined() ? attention_mask.to(at::kLong) : at::ones_like(input_ids, at::kLong);
+  // (B, N, H) ++ (B, T, H)
+  at::Tensor text = backbone.forward_embeds_of(input_ids);
+  PrefixedInput p;
+  p.inputs_embeds = at::cat({prefix.to(text.scalar_type()), text}, 1);
+  p.attention_mask = at::cat({at::ones({B, N}, text_mask.options()), text_mask}, 1);
+  p.position_ids = (p.attention_mask.cumsum(-1) - 1).masked_fill(p.attention_mask.eq(0), 1);
+  return p;
 }
 
 }  // namespace m4

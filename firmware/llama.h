@@ -164,6 +164,17 @@ TORCH_MODULE(Llama);
 // Rotary inverse frequencies for a config, f32 (D/2), with llama3 scaling applied.
 at::Tensor llama_inv_freq(const LlamaConfig& c);
 
+// Path-1 input: projected encoder tokens (B, N, hidden) placed before the
+// text's token embeddings; the mask gains N ones in front and positions count
+// real tokens only, so left- or right-padded text works.
+struct PrefixedInput {
+  at::Tensor inputs_embeds;   // (B, N + T, hidden)
+  at::Tensor attention_mask;  // (B, N + T)
+  at::Tensor position_ids;    // (B, N + T)
+};
+PrefixedInput prepend_prefix(LlamaImpl& backbone, const at::Tensor& prefix, const at::Tensor& input_ids,
+                             const at::Tensor& attention_mask);
+
 struct GenerateOptions {
   int64_t max_new_tokens = 16;
   double temperature = 0.0;  // 0: greedy

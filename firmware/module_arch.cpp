@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/ast.h"
 #include "firmware/clip.h"
 #include "firmware/imu_encoder.h"

@@ -1,9 +1,9 @@
 // Arch -> module type dispatch for load_firmware_module.
 #include "firmware/module_loader.h"
 
+#include "core/error.h"
 #include "firmware/ast.h"
 #include "firmware/clip.h"
-#include "firmware/error.h"
 #include "firmware/firmware.h"
 #include "firmware/imu_encoder.h"
 #include "firmware/llama.h"

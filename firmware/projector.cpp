@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/transformer_encoder.h"
 
 namespace m4 {

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
 #include "firmware/sentencepiece_shim.h"
 
 namespace m4 {

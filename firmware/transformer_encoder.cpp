@@ -5,9 +5,9 @@
 #include <limits>
 #include <sstream>
 
-#include "firmware/error.h"
-#include "firmware/json_file.h"
-#include "firmware/safetensors.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/safetensors.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "firmware/safetensors.h"
+#include "core/safetensors.h"
 
 namespace m4 {
 

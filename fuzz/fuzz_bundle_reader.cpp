@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "export/bundle_reader.h"
-#include "firmware/error.h"
+#include "bundle/bundle_reader.h"
+#include "core/error.h"
 #include "fuzz/fuzz_key.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -2,7 +2,7 @@
 // signature check and mutations explore what lies behind it.
 #pragma once
 
-#include "export/minisign.h"
+#include "bundle/minisign.h"
 
 namespace m4::fuzz {
 inline minisign::SecretKey fuzz_key() {

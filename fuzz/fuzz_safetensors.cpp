@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "firmware/error.h"
-#include "firmware/safetensors.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size >= 8) {

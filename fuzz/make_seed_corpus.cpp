@@ -7,11 +7,11 @@
 #include <filesystem>
 #include <string>
 
-#include "export/bundle_manifest.h"
-#include "export/tar_archive.h"
-#include "firmware/atomic_file.h"
-#include "firmware/safetensors.h"
-#include "firmware/sha256.h"
+#include "bundle/bundle_manifest.h"
+#include "bundle/tar_archive.h"
+#include "core/atomic_file.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "fuzz/fuzz_key.h"
 
 namespace fs = std::filesystem;

@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <set>
 
-#include "firmware/error.h"
-#include "firmware/json_file.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/safetensors.h"
 #include "firmware/linear.h"
 #include "firmware/llama.h"
-#include "firmware/safetensors.h"
 #include "firmware/transformer_encoder.h"
 #include "peft/pattern.h"
 

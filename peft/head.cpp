@@ -5,8 +5,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "firmware/clip.h"
-#include "firmware/error.h"
 #include "firmware/llama.h"
 #include "firmware/module_loader.h"
 #include "firmware/projector.h"

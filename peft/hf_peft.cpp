@@ -4,11 +4,11 @@
 #include <regex>
 #include <set>
 
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
-#include "firmware/json_file.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/safetensors.h"
 #include "firmware/llama.h"
-#include "firmware/safetensors.h"
 #include "firmware/transformer_encoder.h"
 #include "peft/adapter.h"
 #include "peft/pattern.h"

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "peft/pattern.h"
 
 namespace m4 {

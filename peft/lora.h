@@ -12,8 +12,8 @@
 #include <cstdint>
 
 #include "firmware/adapter_hooks.h"
-#include "peft/method.h"
 #include "firmware/linear.h"
+#include "peft/method.h"
 
 namespace m4 {
 

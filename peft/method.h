@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "firmware/safetensors.h"
+#include "core/safetensors.h"
 #include "peft/peft_config.h"
 
 namespace m4 {

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "firmware/error.h"
+#include "core/error.h"
 
 namespace m4 {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "firmware/json_file.h"
+#include "core/json_file.h"
 #include "firmware/module_arch.h"
 #include "peft/pattern.h"
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <string>
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/llama.h"
 #include "firmware/module_loader.h"
 #include "firmware/transformer_encoder.h"

@@ -3,7 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/llama.h"
 
 namespace m4 {

@@ -7,9 +7,9 @@
 #include <regex>
 #include <set>
 
-#include "firmware/error.h"
-#include "firmware/json_file.h"
-#include "prompts/yaml_json.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/yaml_json.h"
 
 namespace m4 {
 namespace {

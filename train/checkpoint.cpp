@@ -9,10 +9,10 @@
 #include <iomanip>
 #include <sstream>
 
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
-#include "firmware/json_file.h"
-#include "firmware/safetensors.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "core/safetensors.h"
 
 namespace m4 {
 namespace {

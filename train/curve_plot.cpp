@@ -6,8 +6,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "data/png_image.h"
-#include "firmware/atomic_file.h"
 
 namespace m4 {
 namespace {

@@ -6,16 +6,17 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
 
 #include "cluster/communicator.h"
-#include "firmware/cpu_runtime.h"
-#include "firmware/error.h"
-#include "firmware/json_file.h"
+#include "core/cpu_runtime.h"
+#include "core/error.h"
+#include "core/yaml_json.h"
 #include "firmware/module_loader.h"
 #include "peft/pattern.h"
-#include "prompts/yaml_json.h"
+#include "task/run_record.h"
 
 namespace m4 {
 namespace {
@@ -68,14 +69,6 @@ fs::path entry_config(const json& e, const fs::path& root, const std::string& wh
     problems->push_back(where + ": no such task config " + p.string());
   }
   return {};
-}
-
-json read_run_json(const fs::path& file) {
-  try {
-    return read_json_file(file);
-  } catch (const std::exception&) {
-    return json();
-  }
 }
 
 }  // namespace
@@ -184,17 +177,31 @@ std::vector<JobTaskResult> run_job(const Firmware& fw, const Job& job, const Job
     r.rank = rank;
     const fs::path dir = options.run_root / t.name;
     const auto t0 = std::chrono::steady_clock::now();
-    const json done = options.resume && fs::exists(dir / "run.json") ? read_run_json(dir / "run.json") : json();
+    // A finished run of this exact config on this firmware is done; a record
+    // that cannot be read fails the task with its message (nothing is overwritten).
+    std::optional<RunRecord> done;
+    std::string unreadable;
+    if (options.resume && fs::exists(run_record_path(dir))) {
+      try {
+        done = read_run_record(dir);
+      } catch (const std::exception& ex) {
+        unreadable = one_line(ex.what());
+      }
+    }
     if (stop_requested()) {
       r.status = "not_started";
-    } else if (done.is_object() && done.value("task_config", json()) == t.task.resolved) {
-      r.status = "already_done";
-      r.steps = done.value("training", json::object()).value("steps", int64_t{0});
-      r.metrics = done.value("metrics", std::map<std::string, double>());
-    } else if (done.is_object()) {
+    } else if (!unreadable.empty()) {
       r.status = "failed";
-      r.error = (dir / "run.json").string() +
-                " holds a finished run of a different config; not overwritten (remove it or give the task another name)";
+      r.error = unreadable;
+    } else if (done && done->finished && done->config == t.task.resolved && done->firmware_id == fw.id()) {
+      r.status = "already_done";
+      r.steps = done->steps;
+      r.metrics = done->metrics;
+    } else if (done && done->finished) {
+      r.status = "failed";
+      r.error = run_record_path(dir).string() + " holds a finished run of a different " +
+                (done->firmware_id != fw.id() ? "firmware" : "config") +
+                "; not overwritten (remove it or give the task another name)";
     } else {
       spdlog::info("job {}: task {} ({}/{}) on rank {}", job.source.filename().string(), t.name, i + 1, job.tasks.size(), rank);
       TrainOptions to = options.train;
@@ -203,7 +210,6 @@ std::vector<JobTaskResult> run_job(const Firmware& fw, const Job& job, const Job
       to.resume = options.resume;
       to.modules = &modules;
       try {
-        if (!options.resume) check_fresh_run_dir(dir);
         const TrainSummary s = train_task(fw, t.task, to, *alone);
         r.status = s.preempted ? "preempted" : "done";
         if (s.preempted) request_stop();  // a preempted job stops; --resume continues it

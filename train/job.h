@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "firmware/firmware.h"
-#include "prompts/task_config.h"
+#include "task/task_config.h"
 #include "train/trainer.h"
 
 namespace m4 {

@@ -14,12 +14,12 @@
 #include <cstdio>
 #include <unordered_map>
 
+#include "core/error.h"
 #include "data/dataset_reader.h"
 #include "data/loader.h"
-#include "firmware/error.h"
 #include "firmware/log_mel.h"
-#include "prompts/metrics.h"
-#include "prompts/task_config.h"
+#include "task/metrics.h"
+#include "task/task_config.h"
 #include "train/adamw.h"
 #include "train/schedule.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "train/evaluate.h"
+#include "task/evaluate.h"
 
 namespace m4 {
 

@@ -11,21 +11,24 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <optional>
 #include <thread>
 
+#include "core/build_info.h"
+#include "core/error.h"
 #include "data/dataset_reader.h"
 #include "data/loader.h"
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
-#include "firmware/sha256.h"
 #include "prompts/prompt_template.h"
+#include "task/evaluate.h"
+#include "task/run_record.h"
+#include "task/task_model.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/curve_plot.h"
-#include "train/evaluate.h"
+#include "train/run_dir.h"
 #include "train/schedule.h"
-#include "train/task_model.h"
 
 namespace m4 {
 namespace {
@@ -116,16 +119,57 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   return total;
 }
 
-std::string file_digest(const std::string& path) {
-  return fs::exists(path) ? "sha256:" + to_hex(sha256_file(path)) : "";
+// The record of this run as it starts: everything export, eval and --resume
+// later read instead of the repository, the config file or the datasets.
+RunRecord start_record(const Firmware& fw, const TaskConfig& task, const PromptTemplate* prompt, TaskModel& model,
+                       const std::vector<std::string>& label_names, const Communicator& comm, int64_t trainable) {
+  RunRecord r;
+  r.task = task.task;
+  r.path = task.path;
+  r.config = task.resolved;
+  if (!task.source.empty()) r.config_path = fs::absolute(task.source).lexically_normal().string();
+  if (prompt) {
+    r.prompt_id = prompt->id;
+    r.prompt_template = prompt->to_json();
+  }
+  r.labels = model.labels();
+  r.label_names = label_names;
+  if (prompt && prompt->answer != AnswerRule::kNone)
+    r.decoding = {{"strategy", "greedy"}, {"max_new_tokens", model.max_new_tokens()}};
+  r.firmware_id = fw.id();
+  r.firmware_name = fw.manifest().name;
+  r.firmware_version = fw.manifest().version;
+  for (const auto& [split, file] : {std::pair<std::string, std::string>{"train", task.data.train}, {"test", task.data.test}}) {
+    if (!file.empty() && fs::is_regular_file(file)) r.datasets[split] = {file, file_sha256(file)};
+  }
+  r.world = comm.world();
+  r.backend = comm.backend();
+  r.seed = task.train.seed;
+  r.precision = task.train.precision;
+  r.m4forge_version = m4forge_version();
+  r.m4forge_revision = m4forge_revision();
+  r.started = static_cast<int64_t>(std::time(nullptr));
+  r.trainable_parameters = trainable;
+  return r;
+}
+
+// --resume continues the same run or refuses: the record it started with must
+// match this one in everything that shapes the trajectory.
+void check_same_run(const fs::path& run_dir, RunRecord* now) {
+  if (!fs::exists(run_record_path(run_dir))) {
+    M4_CHECK(!latest_checkpoint(run_dir), ErrorCode::kMismatch, run_dir.string(),
+             " holds checkpoints but no run record (", run_record_path(run_dir).string(),
+             "), so --resume cannot tell it is the same run (hint: start a new run directory)");
+    return;
+  }
+  const RunRecord before = read_run_record(run_dir);
+  const std::string diff = resume_difference(before, *now);
+  M4_CHECK(diff.empty(), ErrorCode::kMismatch, run_dir.string(), ": --resume would not continue the same run; it differs in ",
+           diff, " (hint: give a new --run-dir for a new run)");
+  now->started = before.started;
 }
 
 }  // namespace
-
-void check_fresh_run_dir(const fs::path& dir) {
-  M4_CHECK(!fs::is_directory(dir) || fs::is_empty(dir), ErrorCode::kMismatch, dir.string(),
-           " already holds a run; not overwritten (continue it with --resume, or remove it)");
-}
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
@@ -143,13 +187,23 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
            ")");
   const int64_t per_rank = task.train.batch_size / (world * accum);
   install_stop_handlers();
+  // One process holds the run directory for the whole run (rank 0 writes it):
+  // a second `train` into it fails here, before it reads or writes anything.
+  std::optional<RunDirLock> lock;
+  if (lead) {
+    lock.emplace(opt.run_dir);
+    if (!opt.resume) check_fresh_run_dir(opt.run_dir);
+    remove_stale_temporaries(opt.run_dir);
+  }
 
   auto train_data = open_split(task, task.data.train, "train");
   std::shared_ptr<data::DatasetReader> test_data;
   if (!task.data.test.empty() && fs::exists(task.data.test)) test_data = data::DatasetReader::open(task.data.test);
-  PromptTemplate prompt = load_prompt_template(opt.repo_root, task.prompt);
+  std::optional<PromptTemplate> prompt;
+  if (!task.prompt.empty()) prompt = load_prompt_template(opt.repo_root, task.prompt);
   const std::string init_from = task.peft.value("init_from", std::string());
-  TaskModel model(fw, task, prompt, train_data->attributes().label_names, init_from, opt.modules);
+  const std::vector<std::string> label_names = train_data->attributes().label_names;
+  TaskModel model(fw, task, prompt.value_or(PromptTemplate{}), label_names, init_from, opt.modules);
   Adapter& adapter = model.adapter();
   const std::vector<at::Tensor> params = adapter.trainable_tensors();
   AdamWOptions ao;
@@ -159,6 +213,11 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   ao.eps = task.optim.eps;
   ao.weight_decay = task.optim.weight_decay;
   AdamW optimizer(params, ao);
+
+  RunRecord record = start_record(fw, task, prompt ? &*prompt : nullptr, model, label_names, comm,
+                                  adapter.trainable_count());
+  if (lead && opt.resume) check_same_run(opt.run_dir, &record);
+  comm.barrier();  // every rank past the checks before anyone trains
 
   CheckpointState state;
   if (opt.resume) {
@@ -178,7 +237,10 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   data::Loader loader(train_data, lo, state.loader);
 
   if (lead) {
-    fs::create_directories(opt.run_dir);
+    record.steps = state.step;
+    write_run_record(opt.run_dir, record);
+    // Rows logged after the checkpoint are logged again by this run.
+    truncate_metrics(opt.run_dir / "metrics.jsonl", state.step);
     spdlog::info("task {} on {}: {} ranks ({}), global batch {} = {} x {} x {}; trainable params: {} || all params: {} "
                  "|| trainable%: {:.4f}",
                  task.task, fw.label(), world, comm.backend(), task.train.batch_size, per_rank, world, accum,
@@ -196,7 +258,12 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   auto save = [&] {
     state.loader = loader.state();
     state.rng_state_hex = cpu_rng_state();
-    if (lead) write_checkpoint(opt.run_dir, adapter, optimizer, state);
+    if (lead) {
+      write_checkpoint(opt.run_dir, adapter, optimizer, state);
+      record.steps = state.step;
+      record.last_loss = state.last_loss;
+      write_run_record(opt.run_dir, record);
+    }
     comm.barrier();
   };
   auto eval_now = [&](int64_t limit) -> std::optional<EvalResult> {
@@ -298,17 +365,13 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
     }
   }
   if (lead) {
-    adapter.save(opt.run_dir / "adapter.safetensors");
-    nlohmann::json run = {
-        {"task_config", task.resolved},
-        {"config_path", fs::absolute(task.source).lexically_normal().string()},
-        {"firmware", {{"id", fw.id()}, {"name", fw.manifest().name}, {"version", fw.manifest().version}}},
-        {"dataset_digests", {{"train", file_digest(task.data.train)}, {"test", file_digest(task.data.test)}}},
-        {"metrics", summary.metrics},
-        {"label_names", train_data->attributes().label_names},
-        {"training", {{"steps", state.step}, {"world", world}, {"backend", comm.backend()}, {"last_loss", state.last_loss},
-                      {"trainable_parameters", adapter.trainable_count()}}}};
-    write_file_atomic(opt.run_dir / "run.json", run.dump(1) + "\n");
+    adapter.save(opt.run_dir / runkeys::kAdapterFile);
+    record.finished = true;
+    record.finished_at = static_cast<int64_t>(std::time(nullptr));
+    record.steps = state.step;
+    record.last_loss = state.last_loss;
+    record.metrics = summary.metrics;
+    write_run_record(opt.run_dir, record);  // last: a finished record means the adapter is there
     metrics.close();
     plot_curve(read_curve(opt.run_dir / "metrics.jsonl"), opt.run_dir / "curve.png");
     spdlog::info("wrote {}", (opt.run_dir / "adapter.safetensors").string());

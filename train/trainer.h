@@ -11,16 +11,16 @@
 
 #include "cluster/communicator.h"
 #include "firmware/firmware.h"
-#include "prompts/task_config.h"
+#include "task/task_config.h"
 
 namespace m4 {
 
 class ModuleCache;
 
 struct TrainOptions {
-  std::filesystem::path run_dir;   // checkpoints/, metrics.jsonl, adapter.safetensors, run.json
+  std::filesystem::path run_dir;   // checkpoints/, metrics.jsonl, adapter.safetensors, run.json (task/run_record.h)
   std::filesystem::path repo_root;  // prompts/templates
-  bool resume = false;              // continue from the newest complete checkpoint
+  bool resume = false;              // continue the same run from its newest complete checkpoint (else: refused)
   int64_t checkpoint_every = 0;     // steps; 0: at each eval and at the end
   int64_t log_every = 10;
   int64_t eval_limit = 256;         // samples of the test split for periodic evaluation (0: all)
@@ -36,11 +36,10 @@ struct TrainSummary {
   std::map<std::string, double> metrics;  // final evaluation
 };
 
+// Holds options.run_dir for the whole run (a second process is refused at
+// once), refuses to start afresh over earlier work, and with `resume`
+// refuses a run that would differ from the one recorded (task/run_record.h).
 TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainOptions& options, Communicator& comm);
-
-// A run directory that is not empty holds earlier work: starting afresh there
-// (no --resume) is refused, with one m4::Error(kMismatch) naming it.
-void check_fresh_run_dir(const std::filesystem::path& run_dir);
 
 // SIGTERM/SIGINT set a stop request (train_task installs the handlers); the
 // running task checkpoints at its next step and returns preempted. The request

@@ -7,7 +7,7 @@
 #include <regex>
 #include <sstream>
 
-#include "firmware/safetensors.h"
+#include "core/safetensors.h"
 #include "tests/support/cli_test.h"
 #include "tests/support/test_util.h"
 

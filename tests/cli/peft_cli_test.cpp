@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firmware/safetensors.h"
+#include "core/safetensors.h"
 #include "tests/support/cli_test.h"
 #include "tests/support/test_util.h"
 
@@ -52,7 +52,7 @@ TEST_F(PeftCli, PlanListsEveryAdaptedModuleWithCounts) {
   EXPECT_GT(plan["total_parameters"].get<int64_t>(), sum);
 
   // A target that matches nothing is an error with the nearest names, never a no-op.
-  CliRun bad = m4({"peft", "plan", cfg, "--firmware", fw, "--override", "peft.lora.targets=[backbone.layers.*.self_attn.q_prj]"});
+  CliRun bad = m4({"peft", "plan", cfg, "--firmware", fw, "peft.lora.targets=[backbone.layers.*.self_attn.q_prj]"});
   expect_one_line_error(bad, {"matches no Linear of backbone", "nearest: backbone.layers.*.self_attn.q_proj"});
 }
 

@@ -7,9 +7,9 @@
 
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "data/dataset_reader.h"
 #include "data/dataset_writer.h"
-#include "firmware/atomic_file.h"
 #include "data/hdf5_file.h"
 #include "tests/data/data_test_util.h"
 #include "tests/support/test_util.h"

@@ -9,11 +9,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/safetensors.h"
 #include "data/dataset_reader.h"
 #include "data/importers.h"
 #include "data/png_image.h"
 #include "data/wav.h"
-#include "firmware/safetensors.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {

@@ -9,16 +9,17 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
-#include "export/bundle_manifest.h"
+#include "bundle/bundle_manifest.h"
+#include "bundle/minisign.h"
+#include "bundle/tar_archive.h"
+#include "core/atomic_file.h"
 #include "export/bundle_writer.h"
-#include "export/minisign.h"
-#include "export/tar_archive.h"
-#include "firmware/atomic_file.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
 #include "peft/adapter.h"
 #include "prompts/prompt_template.h"
-#include "prompts/task_config.h"
+#include "task/run_record.h"
+#include "task/task_config.h"
 #include "tests/support/cli_test.h"
 #include "tests/support/test_util.h"
 
@@ -200,14 +201,24 @@ TEST_F(BundleCli, ExportFromARunDirectoryKeepsItsProvenance) {
   fs::copy_file(adapter_, run / "adapter.safetensors");
   const TaskConfig task = load_task_config(cfg_, {}, test::repo_dir());
   const Firmware fw = Firmware::open(fw_);
-  const nlohmann::json run_json = {
-      {"task_config", task.resolved},
-      {"config_path", cfg_},
-      {"firmware", {{"id", fw.id()}, {"name", fw.manifest().name}, {"version", fw.manifest().version}}},
-      {"dataset_digests", {{"train", "sha256:" + std::string(64, '1')}}},
-      {"metrics", {{"bleu", 12.5}}},
-      {"training", {{"steps", 300}}}};
-  write_file_atomic(run / "run.json", run_json.dump(1));
+  RunRecord rec;
+  rec.finished = true;
+  rec.task = task.task;
+  rec.path = task.path;
+  rec.config = task.resolved;
+  if (!task.prompt.empty()) {
+    const PromptTemplate t = load_prompt_template(test::repo_dir(), task.prompt);
+    rec.prompt_id = t.id;
+    rec.prompt_template = t.to_json();
+    rec.labels = t.labels;
+  }
+  rec.firmware_id = fw.id();
+  rec.firmware_name = fw.manifest().name;
+  rec.firmware_version = fw.manifest().version;
+  rec.datasets["train"] = {"train.h5", "sha256:" + std::string(64, '1')};
+  rec.metrics["bleu"] = 12.5;
+  rec.steps = 300;
+  write_run_record(run, rec);
   const std::string out = (tmp_ / "run.m4adapter").string();
   CliRun e = m4({"export", "--run", run.string(), "--firmware", fw_, "--key", key_ + ".key", "--out", out});
   ASSERT_EQ(e.code, 0) << e.err;
@@ -220,7 +231,7 @@ TEST_F(BundleCli, ExportFromARunDirectoryKeepsItsProvenance) {
   const std::string b_fw = demo("fw-b", "1");
   const std::string out2 = (tmp_ / "run2.m4adapter").string();
   expect_one_line_error(m4({"export", "--run", run.string(), "--firmware", b_fw, "--key", key_ + ".key", "--out", out2}),
-                        {"the run trained on firmware_id"});
+                        {"trained on firmware_id", "hint: export against the firmware the run trained on"});
   EXPECT_FALSE(fs::exists(out2));
   expect_one_line_error(m4({"export", "--run", run.string(), "--adapter", adapter_, "--firmware", fw_, "--key",
                             key_ + ".key", "--out", out2}),

@@ -1,5 +1,5 @@
 // Parity of the Audio Spectrogram Transformer (aud_b_enc) with HF transformers'
-// ASTModel on the fixture checkpoint (../shared/fixtures/hf-reference/ast), plus
+// ASTModel on the fixture checkpoint (tests/fixtures/hf-reference/ast), plus
 // ASTForAudioClassification names, qkv_bias=false, and every error.
 #include "firmware/ast.h"
 
@@ -9,8 +9,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "firmware/mapped_file.h"
-#include "firmware/safetensors.h"
+#include "core/mapped_file.h"
+#include "core/safetensors.h"
 #include "firmware/weight_set.h"
 #include "tests/support/test_util.h"
 

@@ -1,5 +1,5 @@
 // Parity of the CLIP vision and text towers with HF transformers' CLIPVisionModel
-// and CLIPTextModelWithProjection on the fixtures (../shared/fixtures/hf-reference/
+// and CLIPTextModelWithProjection on the fixtures (tests/fixtures/hf-reference/
 // clip_vision, clip_text), plus what the fixtures lack: the vision projection, a
 // full CLIPModel file, legacy eos pooling, dtype conversion, every load/forward error.
 #include "firmware/clip.h"
@@ -10,9 +10,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "firmware/atomic_file.h"
-#include "firmware/mapped_file.h"
-#include "firmware/safetensors.h"
+#include "core/atomic_file.h"
+#include "core/mapped_file.h"
+#include "core/safetensors.h"
 #include "firmware/weight_set.h"
 #include "tests/support/test_util.h"
 

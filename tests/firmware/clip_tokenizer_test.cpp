@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firmware/atomic_file.h"
+#include "core/atomic_file.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {

@@ -19,12 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "firmware/atomic_file.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "firmware/demo.h"
-#include "firmware/error.h"
 #include "firmware/firmware.h"
 #include "firmware/llama.h"
-#include "firmware/safetensors.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
 #include "tests/support/test_util.h"

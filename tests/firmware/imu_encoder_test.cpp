@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firmware/mapped_file.h"
-#include "firmware/safetensors.h"
+#include "core/mapped_file.h"
+#include "core/safetensors.h"
 #include "firmware/weight_set.h"
 #include "tests/support/test_util.h"
 

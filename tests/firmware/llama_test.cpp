@@ -1,5 +1,5 @@
 // Parity of the LLaMA backbone with HF transformers' LlamaForCausalLM on the
-// fixture checkpoint (../shared/fixtures/hf-reference/llama), plus the config
+// fixture checkpoint (tests/fixtures/hf-reference/llama), plus the config
 // variants the fixture lacks (tied head, biases, sharding, f16/bf16, llama3 rope).
 #include "firmware/llama.h"
 
@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "firmware/atomic_file.h"
-#include "firmware/mapped_file.h"
-#include "firmware/safetensors.h"
+#include "core/atomic_file.h"
+#include "core/mapped_file.h"
+#include "core/safetensors.h"
 #include "firmware/weight_set.h"
 #include "tests/support/test_util.h"
 

@@ -1,4 +1,4 @@
-// The LLaMA configurations the HF fixture (../shared/fixtures/hf-reference/llama)
+// The LLaMA configurations the HF fixture (tests/fixtures/hf-reference/llama)
 // does not cover, each derived from the fixture's checkpoint and checked against
 // an independent computation: sharded and f16/bf16 checkpoints, the tied head,
 // attention/MLP biases, rope_theta and llama3 rope scaling, grouped-query heads,
@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "firmware/llama.h"
-#include "firmware/safetensors.h"
 #include "firmware/weight_set.h"
 #include "tests/support/test_util.h"
 

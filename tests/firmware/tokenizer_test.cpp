@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "firmware/atomic_file.h"
-#include "firmware/error.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {

@@ -1,5 +1,5 @@
 // Parity of the Whisper encoder (aud_i_enc) with HF transformers' WhisperEncoder on
-// the fixture checkpoint (../shared/fixtures/hf-reference/whisper), plus loading
+// the fixture checkpoint (tests/fixtures/hf-reference/whisper), plus loading
 // variants (WhisperModel's "encoder.*" names, decoder tensors) and every error.
 #include "firmware/whisper_encoder.h"
 
@@ -9,10 +9,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "firmware/atomic_file.h"
+#include "core/atomic_file.h"
+#include "core/mapped_file.h"
+#include "core/safetensors.h"
 #include "firmware/log_mel.h"
-#include "firmware/mapped_file.h"
-#include "firmware/safetensors.h"
 #include "firmware/weight_set.h"
 #include "tests/support/test_util.h"
 

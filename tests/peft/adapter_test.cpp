@@ -6,15 +6,15 @@
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 
-#include "firmware/atomic_file.h"
+#include "core/atomic_file.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "firmware/clip.h"
 #include "firmware/demo.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
-#include "firmware/safetensors.h"
-#include "firmware/sha256.h"
-#include "firmware/transformer_encoder.h"
 #include "firmware/projector.h"
+#include "firmware/transformer_encoder.h"
 #include "peft/head.h"
 #include "peft/hf_peft.h"
 #include "tests/peft/peft_test_util.h"

@@ -1,4 +1,4 @@
-// LoRA against HF PEFT 0.5 on the llama fixture (../shared/fixtures/hf-reference/lora):
+// LoRA against HF PEFT 0.5 on the llama fixture (tests/fixtures/hf-reference/lora):
 // forward, step-0 gradients, a 20-step AdamW trajectory; plus merge/unmerge,
 // rsLoRA, per-rule ranks, pattern errors and frozen firmware weights.
 #include "peft/lora.h"
@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/optim/adamw.h>
 
-#include "firmware/safetensors.h"
-#include "firmware/sha256.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "peft/hf_peft.h"
 #include "peft/pattern.h"
 #include "tests/peft/peft_test_util.h"

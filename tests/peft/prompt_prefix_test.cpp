@@ -1,10 +1,10 @@
-// Prompt tuning and prefix tuning against HF PEFT 0.5 (../shared/fixtures/
+// Prompt tuning and prefix tuning against HF PEFT 0.5 (tests/fixtures/
 // hf-reference/{prompt,prefix}_tuning), plus what the fixture lacks: prefixes
 // under grouped-query attention, the reparameterisation MLP folded at export,
 // KV-cached generation with either method, and prefixes on an encoder.
 #include <gtest/gtest.h>
 
-#include "firmware/safetensors.h"
+#include "core/safetensors.h"
 #include "firmware/transformer_encoder.h"
 #include "peft/hf_peft.h"
 #include "peft/prefix_tuning.h"

@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "prompts/yaml_json.h"
+#include "core/yaml_json.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {

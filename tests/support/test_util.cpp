@@ -7,6 +7,7 @@
 namespace m4::test {
 
 std::filesystem::path fixtures() { return M4_FIXTURES_DIR; }
+std::filesystem::path real_fixtures() { return M4_REAL_FIXTURES_DIR; }
 std::string cli_path() { return M4_CLI_PATH; }
 std::filesystem::path repo_dir() { return M4_REPO_DIR; }
 

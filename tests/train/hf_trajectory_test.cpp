@@ -1,4 +1,4 @@
-// HF PEFT's 20-step LoRA trajectory (../shared/fixtures/hf-reference/lora)
+// HF PEFT's 20-step LoRA trajectory (tests/fixtures/hf-reference/lora)
 // reproduced through the trainer itself: the fixture llama imported as a
 // firmware, pre-tokenized input_ids as an HDF5 dataset, the adapter initialised
 // from lora_init (peft.init_from), constant LR, no clipping.
@@ -7,14 +7,14 @@
 #include <fstream>
 
 #include "cluster/communicator.h"
+#include "core/safetensors.h"
 #include "data/dataset_writer.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
-#include "firmware/safetensors.h"
 #include "peft/adapter.h"
 #include "peft/hf_peft.h"
-#include "train/trainer.h"
 #include "tests/support/test_util.h"
+#include "train/trainer.h"
 
 namespace m4 {
 namespace {

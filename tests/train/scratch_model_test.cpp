@@ -11,7 +11,7 @@
 
 #include "data/dataset_reader.h"
 #include "data/dataset_writer.h"
-#include "prompts/task_config.h"
+#include "task/task_config.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "firmware/safetensors.h"
+#include "core/safetensors.h"
 #include "tests/support/cli_test.h"
 #include "tests/train/train_test_util.h"
 

@@ -8,7 +8,7 @@
 
 #include <fstream>
 
-#include "firmware/error.h"
+#include "core/error.h"
 #include "firmware/module_loader.h"
 #include "peft/adapter.h"
 #include "tests/train/train_cli_fixture.h"

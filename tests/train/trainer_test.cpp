@@ -8,14 +8,14 @@
 #include <torch/optim/adamw.h>
 
 #include "cluster/communicator.h"
-#include "firmware/atomic_file.h"
-#include "firmware/safetensors.h"
+#include "core/atomic_file.h"
+#include "core/safetensors.h"
+#include "core/sha256.h"
 #include "data/png_image.h"
-#include "firmware/sha256.h"
+#include "tests/train/train_test_util.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
-#include "tests/train/train_test_util.h"
 
 namespace m4 {
 namespace {
@@ -97,7 +97,10 @@ TEST_F(Trainer, StopThenResumeGivesTheBitIdenticalAdapter) {
   // The run recorded what bundles need.
   const auto run_json = nlohmann::json::parse(read_text_file(tmp_ / "full" / "run.json"));
   EXPECT_EQ(run_json["firmware"]["id"], Firmware::open(task_.firmware).id());
-  EXPECT_EQ(run_json["dataset_digests"]["train"].get<std::string>().rfind("sha256:", 0), 0u);
+  EXPECT_EQ(run_json["datasets"]["train"]["sha256"].get<std::string>().rfind("sha256:", 0), 0u);
+  EXPECT_EQ(run_json["status"], "finished");
+  EXPECT_EQ(run_json["prompt"]["id"], "fashion_mnist");
+  EXPECT_EQ(run_json["task_config"], load_task_config(task_.config, {}, task_.root).resolved);
   // A training curve a person can open: a real PNG of the plotted size, not blank.
   data::Image png = data::read_png(tmp_ / "full" / "curve.png", 3);
   EXPECT_EQ(png.width, 640);

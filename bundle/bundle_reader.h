@@ -1,0 +1,38 @@
+// Reads and verifies a .m4adapter bundle in place (mmap, nothing extracted):
+// tar structure, minisign signature, manifest, digests, adapter header.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "bundle/bundle_manifest.h"
+#include "bundle/minisign.h"
+
+namespace m4 {
+
+class MappedFile;
+
+// The three entries of a bundle, as views into `archive`.
+struct BundleEntries {
+  std::string_view manifest, adapter, signature;
+};
+// Structure checks only (exactly the three names, regular files, bounds).
+BundleEntries read_bundle_entries(std::string_view archive, const std::string& where);
+
+struct VerifiedBundle {
+  std::filesystem::path path;
+  std::shared_ptr<const MappedFile> file;  // keeps `adapter` valid
+  BundleManifest manifest;
+  std::string trusted_comment;
+  std::string_view adapter;  // adapter.safetensors bytes, inside the mapping
+};
+
+// Every check that needs no firmware; throws one m4::Error "<bundle>: <check>: ...".
+// `key` null skips only the signature check (compat without --pubkey).
+VerifiedBundle verify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key);
+// The same on bytes already in memory (fuzzing, tests); `where` names them.
+VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::PublicKey* key, const std::string& where);
+
+}  // namespace m4

@@ -1,0 +1,107 @@
+// BLAS detection through dl_iterate_phdr; OpenBLAS thread control via dlsym.
+#include "core/cpu_runtime.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <malloc.h>
+#include <link.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <thread>
+
+namespace m4 {
+namespace {
+
+int find_blas(struct dl_phdr_info* info, size_t, void* data) {
+  std::string name = info->dlpi_name ? info->dlpi_name : "";
+  auto* out = static_cast<std::string*>(data);
+  const auto base = std::filesystem::path(name).filename().string();
+  if (out->empty() && (base.find("blas") != std::string::npos || base.find("mkl_rt") != std::string::npos)) {
+    std::error_code ec;
+    auto real = std::filesystem::canonical(name, ec);
+    *out = ec ? name : real.string();
+  }
+  return 0;
+}
+
+std::string kind_of(const std::string& path) {
+  if (path.find("openblas") != std::string::npos) return "openblas";
+  if (path.find("mkl") != std::string::npos) return "mkl";
+  if (path.find("blis") != std::string::npos) return "blis";
+  if (path.find("/blas/") != std::string::npos) return "reference";
+  return path.empty() ? "none" : "unknown";
+}
+
+}  // namespace
+
+CpuRuntime cpu_runtime() {
+  CpuRuntime r;
+  dl_iterate_phdr(find_blas, &r.blas);
+  r.blas_kind = kind_of(r.blas);
+  if (r.blas.empty()) r.blas = "none loaded";
+  r.torch_threads = at::get_num_threads();
+  using GetFn = int (*)();
+  if (auto get = reinterpret_cast<GetFn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) {
+    r.blas_threads = get();
+  }
+  return r;
+}
+
+CpuRuntime configure_cpu_runtime(int threads) {
+  // Debian's libtorch starts with OpenMP at 1 thread here unless OMP_NUM_THREADS
+  // is set, so "default" means every core, explicitly.
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  using SetFn = void (*)(int);
+  auto set_blas = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  // With the pthread OpenBLAS, ATen's OpenMP threads spin-wait after each
+  // parallel region on the very cores OpenBLAS's own threads need: measured on
+  // 2 cores, ATen 2 + OpenBLAS 2 ran a forward at 440 tokens/s, ATen 1 +
+  // OpenBLAS 2 at 720 (bench/README.md). So the GEMMs get the threads and ATen
+  // one, unless OMP_WAIT_POLICY=passive removes the spinning.
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  const bool passive = wait != nullptr && (std::string(wait) == "passive" || std::string(wait) == "PASSIVE");
+  if (set_blas != nullptr) {
+    set_blas(threads);
+    at::set_num_threads(passive ? threads : 1);
+  } else {
+    at::set_num_threads(threads);
+  }
+  keep_freed_memory();
+  return cpu_runtime();
+}
+
+void keep_freed_memory() {
+  // glibc serves blocks over 32 MiB with mmap and unmaps them on free, so a
+  // training step page-faults its logits-sized buffers (B x T x vocab f32) in
+  // again every step: 0.5 s of a 2.5 s LoRA step here (bench/README.md). Keep
+  // freed memory in the heap for reuse instead; the peak RSS is the same.
+  static const bool done = [] {
+    ::mallopt(M_MMAP_MAX, 0);
+    ::mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+    return true;
+  }();
+  (void)done;
+}
+
+ProcessMemory process_memory() {
+  ProcessMemory m;
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    auto value = [&](const char* key, int64_t* out) {
+      if (line.rfind(key, 0) == 0) *out = std::atoll(line.c_str() + std::strlen(key));
+    };
+    value("VmRSS:", &m.rss_kib);
+    value("VmHWM:", &m.peak_kib);
+    value("RssAnon:", &m.anon_kib);
+    value("RssFile:", &m.file_kib);
+  }
+  return m;
+}
+
+}  // namespace m4

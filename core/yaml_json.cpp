@@ -1,0 +1,121 @@
+// YAML -> json: yaml-cpp does the parsing, this file does the typing of plain
+// scalars (YAML 1.2 core schema, https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+#include "core/yaml_json.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <regex>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace m4 {
+namespace {
+
+// Core-schema resolution of an untagged plain scalar. Numbers go through
+// from_chars, so a user's locale never changes what "0.5" means.
+nlohmann::json resolve_plain(const std::string& s) {
+  static const std::regex kNull("null|Null|NULL|~|");
+  static const std::regex kTrue("true|True|TRUE");
+  static const std::regex kFalse("false|False|FALSE");
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  static const std::regex kInf("[-+]?\\.(inf|Inf|INF)");
+  static const std::regex kNan("\\.(nan|NaN|NAN)");
+  if (std::regex_match(s, kNull)) return nullptr;
+  if (std::regex_match(s, kTrue)) return true;
+  if (std::regex_match(s, kFalse)) return false;
+  if (std::regex_match(s, kInt)) {
+    const char* b = s.data() + (s[0] == '+' ? 1 : 0);
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(b, s.data() + s.size(), v);
+    if (ec == std::errc() && p == s.data() + s.size()) return v;
+    // Out of int64 range: fall through to float like most YAML loaders.
+  }
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data() + 2, s.data() + s.size(), v, s[1] == 'x' ? 16 : 8);
+    if (ec == std::errc() && p == s.data() + s.size()) return v;
+  }
+  if (std::regex_match(s, kFloat)) {
+    const char* b = s.data() + (s[0] == '+' ? 1 : 0);
+    double v = 0;
+    auto [p, ec] = std::from_chars(b, s.data() + s.size(), v);
+    if (ec == std::errc() && p == s.data() + s.size()) return v;
+  }
+  if (std::regex_match(s, kInf)) {
+    return s[0] == '-' ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  }
+  if (std::regex_match(s, kNan)) return std::numeric_limits<double>::quiet_NaN();
+  return s;
+}
+
+std::string mark_of(const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  if (m.line < 0) return "";
+  // ostringstream, not operator+: GCC 12 warns falsely (-Wstringop-overflow) on the latter here.
+  std::ostringstream os;
+  os << ':' << m.line + 1 << ':' << m.column + 1;
+  return os.str();
+}
+
+nlohmann::json to_json(const YAML::Node& n, const std::string& where) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      // "?" = untagged plain scalar; "!" = quoted (non-specific tag): always a string.
+      if (n.Tag() == "?") return resolve_plain(n.Scalar());
+      if (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str") return n.Scalar();
+      M4_FAIL(ErrorCode::kBadInput, where, mark_of(n), ": unsupported YAML tag '", n.Tag(), "'");
+    case YAML::NodeType::Sequence: {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& item : n) arr.push_back(to_json(item, where));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json obj = nlohmann::json::object();
+      for (const auto& kv : n) {
+        M4_CHECK(kv.first.IsScalar(), ErrorCode::kBadInput, where, mark_of(kv.first),
+                 ": mapping keys must be plain scalars");
+        const std::string key = kv.first.Scalar();
+        // yaml-cpp keeps duplicates; silently taking one would hide a typo'd config.
+        M4_CHECK(!obj.contains(key), ErrorCode::kBadInput, where, mark_of(kv.first), ": duplicate key '", key,
+                 "'");
+        obj[key] = to_json(kv.second, where);
+      }
+      return obj;
+    }
+  }
+  M4_FAIL(ErrorCode::kInternal, where, ": unknown YAML node type");
+}
+
+}  // namespace
+
+nlohmann::json parse_yaml(const std::string& text, const std::string& where) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    M4_FAIL(ErrorCode::kBadInput, where, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML (", e.msg,
+            ")");
+  }
+  return to_json(root, where);
+}
+
+nlohmann::json read_yaml_file(const std::filesystem::path& path) {
+  return parse_yaml(read_text_file(path, 16 << 20), path.string());
+}
+
+nlohmann::json parse_yaml_value(const std::string& text, const std::string& where) {
+  // An empty override value means "empty string", not null: `data.prepare=`.
+  if (text.empty()) return std::string();
+  return parse_yaml(text, where);
+}
+
+}  // namespace m4

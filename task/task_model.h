@@ -1,0 +1,66 @@
+// A task's model on a firmware: only the modules its path names are loaded,
+// the adapter is attached to them, and the prompt template builds the inputs.
+// It gives the loss a batch trains with and the predictions an evaluation or
+// `m4forge run` makes (paper §3.3 paths 1-3).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "firmware/firmware.h"
+#include "firmware/module_loader.h"
+#include "peft/adapter.h"
+#include "prompts/prompt_template.h"
+#include "task/task_config.h"
+
+namespace m4 {
+
+using data::Batch;
+
+struct Prediction {
+  int64_t label = -1;         // classification: the label id; -1 when the answer maps to none
+  std::string text;           // generation: the generated text (classification: the label text)
+  std::vector<float> scores;  // classification: one score per label (logits or cosine logits)
+};
+
+class TaskModel {
+ public:
+  // `label_names`: the dataset's label names (may be empty for generation);
+  // the verbalizer is prompt.labels_for(label_names). `adapter_file`, when
+  // given, is loaded fail-closed (training's peft.init_from, or a bundle's).
+  // With `modules`, the firmware modules come from that resident cache (its
+  // firmware must be `fw`) instead of being loaded for this model alone.
+  TaskModel(const Firmware& fw, const TaskConfig& task, PromptTemplate prompt, std::vector<std::string> label_names,
+            const std::filesystem::path& adapter_file = {}, ModuleCache* modules = nullptr);
+  ~TaskModel();
+
+  Adapter& adapter();
+  const TaskConfig& task() const;
+  const std::vector<std::string>& labels() const;  // verbalizer texts, label id order
+  int64_t max_new_tokens() const;                  // generation: greedy decoding's token budget
+
+  // The training loss of a batch (adapter in train mode): classification
+  // cross-entropy (Path-2: cosine logits with temperature), causal-LM
+  // cross-entropy on target tokens only (generation).
+  at::Tensor loss(const Batch& batch);
+  // Predictions (no grad, eval mode). Not for retrieval tasks.
+  std::vector<Prediction> predict(const Batch& batch);
+
+  // Path-2 retrieval (a template without labels): row i's text (the [E]
+  // segments) is a query whose right item is row i's input. Training uses the
+  // symmetric contrastive loss over the batch; evaluation ranks every item for
+  // every query by the cosine of these embeddings (queries, items).
+  bool retrieval() const;
+  std::pair<at::Tensor, at::Tensor> retrieval_embeddings(const Batch& batch);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace m4
