@@ -8,22 +8,17 @@
 #include <set>
 
 #include "cli/cli_common.h"
-#include "cli/module_runner.h"
 #include "core/error.h"
 #include "core/safetensors.h"
-#include "firmware/ast.h"
 #include "firmware/clip.h"
 #include "firmware/clip_tokenizer.h"
 #include "firmware/demo.h"
 #include "firmware/firmware.h"
-#include "firmware/image_preprocess.h"
-#include "firmware/imu_encoder.h"
 #include "firmware/llama.h"
-#include "firmware/log_mel.h"
 #include "firmware/module_arch.h"
+#include "firmware/module_forward.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
-#include "firmware/whisper_encoder.h"
 #include "peft/adapter.h"
 
 namespace m4::cli {
@@ -161,134 +156,6 @@ int inspect_cmd(int argc, char** argv) {
   return 0;
 }
 
-// The named inputs of one `firmware forward` call, checked against what the
-// module accepts.
-class ForwardInputs {
- public:
-  ForwardInputs(const fs::path& path, const std::string& module, std::set<std::string> accepted)
-      : path_(path), file_(SafetensorsFile::open(path)) {
-    std::string list;
-    for (const auto& a : accepted) list += (list.empty() ? "" : ", ") + a;
-    for (const auto& t : file_.tensors()) {
-      M4_CHECK(accepted.count(t.name), ErrorCode::kInvalidArgument, path.string(), ": unexpected input '", t.name,
-               "' for module ", module, " (accepted: ", list, ")");
-    }
-  }
-  at::Tensor get(const std::string& n) const { return file_.contains(n) ? file_.tensor(n) : at::Tensor(); }
-  bool has(const std::string& n) const { return file_.contains(n); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-  SafetensorsFile file_;
-};
-
-void add_encoder_outputs(const EncoderOutput& out, const std::string& embeds_name, NamedTensors* outs) {
-  auto f32 = [](const at::Tensor& t) { return t.to(at::kFloat).contiguous(); };
-  outs->emplace_back("last_hidden_state", f32(out.last_hidden_state));
-  if (out.pooler_output.defined()) outs->emplace_back("pooler_output", f32(out.pooler_output));
-  if (out.embeds.defined()) outs->emplace_back(embeds_name, f32(out.embeds));
-  for (size_t k = 0; k < out.hidden_states.size(); ++k)
-    outs->emplace_back("hidden_states." + std::to_string(k), f32(out.hidden_states[k]));
-}
-
-}  // namespace
-
-EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::path& in_path,
-                       const ModuleHook& on_load) {
-  EncoderRun run;
-  auto t0 = Clock::now();
-  auto loaded = [&](std::shared_ptr<torch::nn::Module> m) {
-    spdlog::info("loaded {} of {}@{} in {:.3f} s", module, fw.manifest().name, fw.manifest().version, seconds_since(t0));
-    if (on_load) on_load(module, std::move(m));
-  };
-  const std::string arch = fw.module(module).arch;
-  if (arch == "clip_vision") {
-    ForwardInputs in(in_path, module, {"pixel_values", "pixels"});
-    M4_CHECK(in.has("pixel_values") != in.has("pixels"), ErrorCode::kInvalidArgument, in_path.string(),
-             ": give exactly one of 'pixel_values' (B,3,H,W) normalised f32 or 'pixels' (B,C,H,W) uint8");
-    auto model = fw.load_module<ClipVisionConfig, ClipVisionImpl>(module);
-    loaded(model);
-    at::Tensor pv = in.get("pixel_values");
-    if (!pv.defined()) {
-      pv = clip_preprocess(in.get("pixels"), model->config().image_size);
-      run.derived.emplace_back("pixel_values", pv);
-    }
-    run.out = model->forward(pv, true);
-    run.embeds_name = "image_embeds";
-  } else if (arch == "clip_text") {
-    ForwardInputs in(in_path, module, {"input_ids", "attention_mask"});
-    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
-    auto model = fw.load_module<ClipTextConfig, ClipTextImpl>(module);
-    loaded(model);
-    run.out = model->forward(in.get("input_ids"), in.get("attention_mask"), true);
-    run.embeds_name = "text_embeds";
-  } else if (arch == "whisper_encoder") {
-    ForwardInputs in(in_path, module, {"input_features", "audio", "sample_rate"});
-    M4_CHECK(in.has("input_features") != in.has("audio"), ErrorCode::kInvalidArgument, in_path.string(),
-             ": give exactly one of 'input_features' (B, mel, frames) or 'audio' (B, samples, f32 at 16 kHz)");
-    if (in.has("sample_rate")) {
-      const at::Tensor sr = in.get("sample_rate");
-      M4_CHECK(sr.numel() == 1 && !at::isFloatingType(sr.scalar_type()), ErrorCode::kInvalidArgument,
-               in_path.string(), ": 'sample_rate' must be one integer (Hz)");
-      const int64_t rate = sr.item<int64_t>();
-      M4_CHECK(rate == 16000, ErrorCode::kInvalidArgument, in_path.string(), ": audio is at ", rate,
-               " Hz but Whisper's log-mel frontend takes 16000 Hz (hint: resample the audio first)");
-    }
-    auto model = fw.load_module<WhisperEncoderConfig, WhisperEncoderImpl>(module);
-    loaded(model);
-    at::Tensor features = in.get("input_features");
-    if (!features.defined()) {
-      LogMelOptions lo;
-      lo.n_mels = model->config().num_mel_bins;
-      lo.frames = model->config().frames();
-      features = whisper_log_mel(in.get("audio"), lo);
-      run.derived.emplace_back("input_features", features);
-    }
-    run.out = model->forward(features, true);
-  } else if (arch == "ast") {
-    ForwardInputs in(in_path, module, {"input_values"});
-    M4_CHECK(in.has("input_values"), ErrorCode::kInvalidArgument, in_path.string(),
-             ": missing input 'input_values' (B, time, mel)");
-    auto model = fw.load_module<AstConfig, AstImpl>(module);
-    loaded(model);
-    run.out = model->forward(in.get("input_values"), true);
-  } else if (arch == "imu") {
-    ForwardInputs in(in_path, module, {"imu"});
-    M4_CHECK(in.has("imu"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'imu' (B, T, 6)");
-    auto model = fw.load_module<ImuEncoderConfig, ImuEncoderImpl>(module);
-    loaded(model);
-    run.out = model->forward(in.get("imu"), true);
-    run.embeds_name = "imu_embeds";
-  } else {
-    M4_FAIL(ErrorCode::kInvalidArgument, "module '", module, "' (arch ", arch, ") is not an encoder");
-  }
-  return run;
-}
-
-namespace {
-
-NamedTensors run_module(const Firmware& fw, const std::string& module, const fs::path& in_path, const ModuleHook& on_load) {
-  NamedTensors outs;
-  if (fw.module(module).arch == "llama") {
-    ForwardInputs in(in_path, module, {"input_ids", "attention_mask", "position_ids"});
-    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
-    auto model = fw.load_backbone({});
-    if (on_load) on_load(module, model);
-    LlamaForwardOptions fo;
-    fo.hidden_states = true;
-    LlamaOutput out = model->forward(in.get("input_ids"), in.get("attention_mask"), in.get("position_ids"), nullptr, fo);
-    outs.emplace_back("logits", out.logits);
-    for (size_t k = 0; k < out.hidden_states.size(); ++k)
-      outs.emplace_back("hidden_states." + std::to_string(k), out.hidden_states[k].to(at::kFloat));
-    return outs;
-  }
-  EncoderRun run = run_encoder(fw, module, in_path, on_load);
-  outs = run.derived;
-  add_encoder_outputs(run.out, run.embeds_name, &outs);
-  return outs;
-}
-
 int forward_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge firmware forward",
                      "Run one module on named input tensors; write its outputs (the parity surface).\n"
@@ -325,7 +192,7 @@ int forward_cmd(int argc, char** argv) {
         spdlog::info("adapter {}: {} trainable parameters on {}", r["adapter"].as<std::string>(), adapter->trainable_count(), name);
       };
     }
-    outs = run_module(fw, module, in_path, hook);
+    outs = forward_module(fw, module, in_path, hook);
     spdlog::info("forward of {} in {:.3f} s", module, seconds_since(t0));
   } catch (const Error& e) {
     const std::string msg = e.what();

@@ -8,13 +8,13 @@
 #include <sstream>
 
 #include "cli/cli_common.h"
-#include "cli/module_runner.h"
 #include "core/cpu_runtime.h"
 #include "core/error.h"
 #include "firmware/clip.h"
 #include "firmware/clip_tokenizer.h"
 #include "firmware/firmware.h"
 #include "firmware/llama.h"
+#include "firmware/module_forward.h"
 #include "firmware/projector.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"

@@ -6,17 +6,13 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "firmware/ast.h"
 #include "firmware/clip.h"
 #include "firmware/clip_tokenizer.h"
-#include "firmware/image_preprocess.h"
-#include "firmware/imu_encoder.h"
+#include "firmware/encoder_input.h"
 #include "firmware/llama.h"
-#include "firmware/log_mel.h"
 #include "firmware/module_loader.h"
 #include "firmware/projector.h"
 #include "firmware/tokenizer.h"
-#include "firmware/whisper_encoder.h"
 #include "peft/head.h"
 #include "task/execution_path.h"
 
@@ -96,34 +92,8 @@ struct TaskModel::Impl {
                "', which the dataset does not have");
       return it->second;
     };
-    if (auto* v = dynamic_cast<ClipVisionImpl*>(m.get())) {
-      at::Tensor px = get("image");
-      if (px.size(1) == 1) px = px.expand({px.size(0), 3, px.size(2), px.size(3)});  // grayscale -> RGB
-      return v->forward(clip_preprocess(px.contiguous(), v->config().image_size));
-    }
-    if (auto* w = dynamic_cast<WhisperEncoderImpl*>(m.get())) {
-      LogMelOptions o;
-      o.n_mels = w->config().num_mel_bins;
-      o.frames = w->config().frames();
-      return w->forward(whisper_log_mel(get("audio").to(at::kFloat), o));
-    }
-    if (auto* a = dynamic_cast<AstImpl*>(m.get())) {
-      // Whisper-style log-mel as a stand-in for AST's Kaldi fbank (not implemented).
-      LogMelOptions o;
-      o.n_mels = a->config().num_mel_bins;
-      o.frames = a->config().max_length;
-      return a->forward(whisper_log_mel(get("audio").to(at::kFloat), o).transpose(1, 2).contiguous());
-    }
-    if (auto* i = dynamic_cast<ImuEncoderImpl*>(m.get())) {
-      // Windows of another length are zero-padded at the end or cut to the
-      // encoder's window: the time scale is kept (no resampling).
-      at::Tensor x = get("imu").to(at::kFloat);
-      const int64_t want = i->config().window, have = x.size(1);
-      if (have > want) x = x.narrow(1, 0, want);
-      if (have < want) x = at::constant_pad_nd(x, {0, 0, 0, want - have});
-      return i->forward(x.contiguous());
-    }
-    M4_FAIL(ErrorCode::kMismatch, "task ", task.task, ": ", encoder, " is not an input encoder");
+    const EncoderInputSpec spec = encoder_input_spec(*m, encoder);
+    return encode_features(*m, encoder_features(*m, get(spec.modality.c_str())));
   }
 
   // Path-2: the input's embedding in the shared space.

@@ -57,6 +57,15 @@ fs::path write_checkpoint(const fs::path& run_dir, const Adapter& adapter, AdamW
   const fs::path final_dir = root / step_name(state.step), tmp = root / (step_name(state.step) + ".tmp");
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  // A write that fails (disk full, ...) leaves no half-written directory behind.
+  struct RemoveUnlessRenamed {
+    const fs::path& dir;
+    bool renamed = false;
+    ~RemoveUnlessRenamed() {
+      std::error_code ec;
+      if (!renamed) fs::remove_all(dir, ec);
+    }
+  } guard{tmp};
   adapter.save(tmp / kAdapter, /*exported=*/false);
   NamedTensors moments;
   const auto params = adapter.parameters();  // sorted by name, the optimizer's order
@@ -72,6 +81,7 @@ fs::path write_checkpoint(const fs::path& run_dir, const Adapter& adapter, AdamW
   fsync_dir(tmp);
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
+  guard.renamed = true;
   fsync_dir(root);
   write_file_atomic(root / kLatest, step_name(state.step) + "\n");  // the pointer moves last
   return final_dir;

@@ -1,5 +1,7 @@
-// Running one encoder module of a firmware on the named tensors of an input
-// safetensors file (shared by `firmware forward` and `path`).
+// One firmware module run on the named tensors of an input safetensors file:
+// the inputs each module accepts checked (one-line errors naming the file),
+// raw inputs through the encoder's front-end (encoder_input.h), outputs named
+// as HF names them. `m4forge firmware forward` and `m4forge path` use it.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -13,7 +15,7 @@
 #include "firmware/firmware.h"
 #include "firmware/transformer_encoder.h"
 
-namespace m4::cli {
+namespace m4 {
 
 struct EncoderRun {
   EncoderOutput out;
@@ -29,4 +31,9 @@ using ModuleHook = std::function<void(const std::string& name, std::shared_ptr<t
 EncoderRun run_encoder(const Firmware& fw, const std::string& module, const std::filesystem::path& input,
                        const ModuleHook& on_load = {});
 
-}  // namespace m4::cli
+// Any module (the backbone or an encoder), with hidden states: its outputs,
+// plus the inputs derived on the way, as named tensors for a safetensors file.
+NamedTensors forward_module(const Firmware& fw, const std::string& module, const std::filesystem::path& input,
+                            const ModuleHook& on_load = {});
+
+}  // namespace m4
