@@ -7,6 +7,9 @@
 
 #include "core/cpu_runtime.h"
 #include "core/error.h"
+#include "data/dataset_format.h"
+#include "data/input_file.h"
+#include "firmware/module_forward.h"
 #include "task/task_config.h"
 #include "train/trainer.h"
 
@@ -75,6 +78,17 @@ ConfigArgs config_args(const cxxopts::ParseResult& r) {
 
 std::vector<std::string> overrides_of(const cxxopts::ParseResult& r) {
   return r.count("args") ? r["args"].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+ModuleInputs module_inputs_of(const std::filesystem::path& file) {
+  if (file.extension() == ".safetensors") return read_module_inputs(file);
+  const data::Batch b = data::read_input_file(file);
+  M4_CHECK(b.texts.empty(), ErrorCode::kInvalidArgument, file.string(),
+           ": text is not a module input here (hint: `m4forge firmware tokenize` makes input_ids)");
+  ModuleInputs in;
+  in.where = file.string();
+  for (const auto& [name, t] : b.tensors) in.tensors[name == data::ds::kImage ? "pixels" : name] = t;
+  return in;
 }
 
 std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r) {

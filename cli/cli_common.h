@@ -8,6 +8,7 @@
 
 namespace m4 {
 struct TrainOptions;
+struct ModuleInputs;
 }
 
 namespace m4::cli {
@@ -42,6 +43,10 @@ struct ConfigArgs {
 ConfigArgs config_args(const cxxopts::ParseResult& r);
 // Only overrides, for a verb that names its config with an option (export --task).
 std::vector<std::string> overrides_of(const cxxopts::ParseResult& r);
+// A module's input file: a safetensors file of named tensors, or one raw
+// input decoded by data/input_file.h (.png -> pixels, .wav/.flac/.ogg -> audio
+// at 16 kHz, .csv -> imu).
+ModuleInputs module_inputs_of(const std::filesystem::path& file);
 // --firmware DIR, else $M4FORGE_FIRMWARE; an error when neither is given.
 std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r);
 // The training loop's options shared by `train` and `train-many`

@@ -169,7 +169,8 @@ int forward_cmd(int argc, char** argv) {
                      "  imu_enc:   imu (B,T,6) -> last_hidden_state, pooler_output, imu_embeds, hidden_states.K");
   o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())(
       "module", "module to run", cxxopts::value<std::string>()->default_value("backbone"))(
-      "input", "input safetensors", cxxopts::value<std::string>())(
+      "input", "input safetensors (named tensors), or one raw input: .png image, .wav/.flac/.ogg audio, .csv IMU",
+      cxxopts::value<std::string>())(
       "out", "output safetensors", cxxopts::value<std::string>())(
       "adapter", "m4forge adapter safetensors: its methods on this module are applied", cxxopts::value<std::string>());
   add_common_options(o);
@@ -192,7 +193,7 @@ int forward_cmd(int argc, char** argv) {
         spdlog::info("adapter {}: {} trainable parameters on {}", r["adapter"].as<std::string>(), adapter->trainable_count(), name);
       };
     }
-    outs = forward_module(fw, module, in_path, hook);
+    outs = forward_module(fw, module, module_inputs_of(in_path), hook);
     spdlog::info("forward of {} in {:.3f} s", module, seconds_since(t0));
   } catch (const Error& e) {
     const std::string msg = e.what();

@@ -51,7 +51,7 @@ void run_path2(const Firmware& fw, const std::string& encoder, const fs::path& i
   M4_CHECK(labels.size() >= 2, ErrorCode::kInvalidArgument, "--labels needs at least two comma-separated labels");
   std::vector<std::string> texts;
   for (const auto& l : labels) texts.push_back(render_label_template(templ, l));
-  EncoderRun run = run_encoder(fw, encoder, input);
+  EncoderRun run = run_encoder(fw, encoder, module_inputs_of(input));
   M4_CHECK(run.out.embeds.defined(), ErrorCode::kMismatch, "module ", encoder,
            " has no projection to the shared embedding space, so Path-2 cannot compare it with text");
   const FirmwareModule& t = fw.module("txt_enc");
@@ -77,7 +77,7 @@ void run_generate(const Firmware& fw, int path, const std::string& encoder, cons
                   const std::string& prompt, int64_t max_new, uint64_t seed) {
   at::Tensor prefix;
   EncoderRun run;
-  if (path == 1) run = run_encoder(fw, encoder, input);
+  if (path == 1) run = run_encoder(fw, encoder, module_inputs_of(input));
   auto backbone = fw.load_backbone({});
   if (path == 1) {
     // The projector belongs to the adapter; without one, a seeded random
@@ -122,7 +122,7 @@ int run_path(int argc, char** argv) {
                      "  --path 1  encoder -> projector -> backbone: generate from --input and --prompt\n"
                      "  --path 2  encoder vs txt_enc: classify --input among --labels via --template\n"
                      "  --path 3  backbone on text: generate from --prompt\n"
-                     "--input is a safetensors file as `firmware forward --module ENCODER` takes.");
+                     "--input is a file as `firmware forward --module ENCODER` takes (safetensors, or .png/.wav/.csv).");
   o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())(
       "path", "1, 2 or 3", cxxopts::value<int>())(
       "module", "input encoder for paths 1 and 2 (img_enc, aud_i_enc, aud_b_enc, imu_enc)",

@@ -19,26 +19,25 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// The named inputs of one `firmware forward` call, checked against what the
-// module accepts.
+// The named inputs of one module run, checked against what the module accepts.
 class ForwardInputs {
  public:
-  ForwardInputs(const fs::path& path, const std::string& module, std::set<std::string> accepted)
-      : path_(path), file_(SafetensorsFile::open(path)) {
+  ForwardInputs(const ModuleInputs& inputs, const std::string& module, std::set<std::string> accepted) : in_(inputs) {
     std::string list;
     for (const auto& a : accepted) list += (list.empty() ? "" : ", ") + a;
-    for (const auto& t : file_.tensors()) {
-      M4_CHECK(accepted.count(t.name), ErrorCode::kInvalidArgument, path.string(), ": unexpected input '", t.name,
-               "' for module ", module, " (accepted: ", list, ")");
+    for (const auto& [name, t] : in_.tensors) {
+      M4_CHECK(accepted.count(name), ErrorCode::kInvalidArgument, in_.where, ": unexpected input '", name, "' for module ",
+               module, " (accepted: ", list, ")");
     }
   }
-  at::Tensor get(const std::string& n) const { return file_.contains(n) ? file_.tensor(n) : at::Tensor(); }
-  bool has(const std::string& n) const { return file_.contains(n); }
-  const fs::path& path() const { return path_; }
+  at::Tensor get(const std::string& n) const {
+    const auto it = in_.tensors.find(n);
+    return it == in_.tensors.end() ? at::Tensor() : it->second;
+  }
+  bool has(const std::string& n) const { return in_.tensors.count(n) != 0; }
 
  private:
-  fs::path path_;
-  SafetensorsFile file_;
+  const ModuleInputs& in_;
 };
 
 void add_encoder_outputs(const EncoderOutput& out, const std::string& embeds_name, NamedTensors* outs) {
@@ -52,8 +51,17 @@ void add_encoder_outputs(const EncoderOutput& out, const std::string& embeds_nam
 
 }  // namespace
 
-EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::path& in_path,
+ModuleInputs read_module_inputs(const fs::path& file) {
+  const SafetensorsFile f = SafetensorsFile::open(file);  // the tensors keep the mapping alive
+  ModuleInputs in;
+  in.where = file.string();
+  for (const auto& t : f.tensors()) in.tensors[t.name] = f.tensor(t);
+  return in;
+}
+
+EncoderRun run_encoder(const Firmware& fw, const std::string& module, const ModuleInputs& inputs,
                        const ModuleHook& on_load) {
+  const std::string& where = inputs.where;
   EncoderRun run;
   auto t0 = Clock::now();
   auto loaded = [&](std::shared_ptr<torch::nn::Module> m) {
@@ -64,8 +72,8 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
   auto model = load_firmware_module(fw, module);
   loaded(model);
   if (auto* txt = dynamic_cast<ClipTextImpl*>(model.get())) {
-    ForwardInputs in(in_path, module, {"input_ids", "attention_mask"});
-    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
+    ForwardInputs in(inputs, module, {"input_ids", "attention_mask"});
+    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, where, ": missing input 'input_ids'");
     run.out = txt->forward(in.get("input_ids"), in.get("attention_mask"), true);
     run.embeds_name = "text_embeds";
     return run;
@@ -75,16 +83,16 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
   std::set<std::string> accepted = {spec.features};
   if (!spec.raw.empty()) accepted.insert(spec.raw);
   if (spec.raw == "audio") accepted.insert("sample_rate");
-  ForwardInputs in(in_path, module, accepted);
+  ForwardInputs in(inputs, module, accepted);
   const bool raw = !spec.raw.empty() && in.has(spec.raw);
-  M4_CHECK(raw != in.has(spec.features), ErrorCode::kInvalidArgument, in_path.string(), ": give exactly one of '",
+  M4_CHECK(raw != in.has(spec.features), ErrorCode::kInvalidArgument, where, ": give exactly one of '",
            spec.features, "'", spec.raw.empty() ? "" : " or '" + spec.raw + "'", " (see --help)");
   if (in.has("sample_rate")) {
     const at::Tensor sr = in.get("sample_rate");
-    M4_CHECK(sr.numel() == 1 && !at::isFloatingType(sr.scalar_type()), ErrorCode::kInvalidArgument, in_path.string(),
+    M4_CHECK(sr.numel() == 1 && !at::isFloatingType(sr.scalar_type()), ErrorCode::kInvalidArgument, where,
              ": 'sample_rate' must be one integer (Hz)");
     const int64_t rate = sr.item<int64_t>();
-    M4_CHECK(rate == 16000, ErrorCode::kInvalidArgument, in_path.string(), ": audio is at ", rate,
+    M4_CHECK(rate == 16000, ErrorCode::kInvalidArgument, where, ": audio is at ", rate,
              " Hz but Whisper's log-mel frontend takes 16000 Hz (hint: resample the audio first)");
   }
   at::Tensor features = raw ? encoder_features(*model, in.get(spec.raw)) : in.get(spec.features);
@@ -94,11 +102,13 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const fs::
   return run;
 }
 
-NamedTensors forward_module(const Firmware& fw, const std::string& module, const fs::path& in_path, const ModuleHook& on_load) {
+NamedTensors forward_module(const Firmware& fw, const std::string& module, const ModuleInputs& inputs,
+                            const ModuleHook& on_load) {
+  const std::string& where = inputs.where;
   NamedTensors outs;
   if (fw.module(module).arch == "llama") {
-    ForwardInputs in(in_path, module, {"input_ids", "attention_mask", "position_ids"});
-    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, in_path.string(), ": missing input 'input_ids'");
+    ForwardInputs in(inputs, module, {"input_ids", "attention_mask", "position_ids"});
+    M4_CHECK(in.has("input_ids"), ErrorCode::kInvalidArgument, where, ": missing input 'input_ids'");
     auto model = fw.load_backbone({});
     if (on_load) on_load(module, model);
     LlamaForwardOptions fo;
@@ -109,7 +119,7 @@ NamedTensors forward_module(const Firmware& fw, const std::string& module, const
       outs.emplace_back("hidden_states." + std::to_string(k), out.hidden_states[k].to(at::kFloat));
     return outs;
   }
-  EncoderRun run = run_encoder(fw, module, in_path, on_load);
+  EncoderRun run = run_encoder(fw, module, inputs, on_load);
   outs = run.derived;
   add_encoder_outputs(run.out, run.embeds_name, &outs);
   return outs;

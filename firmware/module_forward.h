@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,14 @@
 #include "firmware/transformer_encoder.h"
 
 namespace m4 {
+
+// Named input tensors and where they came from (errors name it).
+struct ModuleInputs {
+  std::string where;
+  std::map<std::string, at::Tensor> tensors;
+};
+// A safetensors file of named inputs (what `firmware forward --input` takes).
+ModuleInputs read_module_inputs(const std::filesystem::path& file);
 
 struct EncoderRun {
   EncoderOutput out;
@@ -28,12 +37,12 @@ using ModuleHook = std::function<void(const std::string& name, std::shared_ptr<t
 
 // Loads the module, checks the input names it accepts (one-line errors naming
 // the file), runs it with hidden states.
-EncoderRun run_encoder(const Firmware& fw, const std::string& module, const std::filesystem::path& input,
+EncoderRun run_encoder(const Firmware& fw, const std::string& module, const ModuleInputs& inputs,
                        const ModuleHook& on_load = {});
 
 // Any module (the backbone or an encoder), with hidden states: its outputs,
 // plus the inputs derived on the way, as named tensors for a safetensors file.
-NamedTensors forward_module(const Firmware& fw, const std::string& module, const std::filesystem::path& input,
+NamedTensors forward_module(const Firmware& fw, const std::string& module, const ModuleInputs& inputs,
                             const ModuleHook& on_load = {});
 
 }  // namespace m4

@@ -2,12 +2,15 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
 #include "core/safetensors.h"
+#include "data/png_image.h"
+#include "data/wav.h"
 #include "tests/support/cli_test.h"
 #include "tests/support/test_util.h"
 
@@ -275,6 +278,62 @@ TEST_F(FirmwareCli, DemoRunsEveryModuleFromRawInputs) {
   bad_run("txt_enc", {{"input_ids", at::ones({1, 40}, at::kLong)}}, {bad.string(), "40", "32"});
   bad_run("aud_b_enc", {{"pixels", at::zeros({1}, at::kByte)}}, {"unexpected input 'pixels'", "aud_b_enc"});
   EXPECT_FALSE(fs::exists(out));
+}
+
+// --input may be one raw file, decoded as `run` decodes it (data/input_file.h):
+// the outputs equal those of the same tensors given as safetensors.
+TEST_F(FirmwareCli, ForwardTakesRawPngWavAndImuCsvFiles) {
+  const std::string fw = demo("fw");
+  auto forward = [&](const std::string& module, const fs::path& in) {
+    const fs::path out = tmp_ / (in.filename().string() + ".out.safetensors");
+    CliRun r = m4({"firmware", "forward", "--firmware", fw, "--module", module, "--input", in.string(), "--out",
+                   out.string(), "--log-level", "warn"});
+    EXPECT_EQ(r.code, 0) << module << ": " << r.err;
+    return SafetensorsFile::open(out);
+  };
+  auto same = [](const SafetensorsFile& a, const SafetensorsFile& b, const std::string& name) {
+    ASSERT_TRUE(a.contains(name) && b.contains(name)) << name;
+    EXPECT_TRUE(at::equal(a.tensor(name), b.tensor(name))) << name;
+  };
+  // PNG: 3 x 40 x 48 RGB.
+  data::Image img;
+  img.channels = 3;
+  img.height = 40;
+  img.width = 48;
+  const at::Tensor px = at::randint(0, 256, {1, 3, 40, 48}, at::kByte);
+  img.pixels.assign(px.data_ptr<uint8_t>(), px.data_ptr<uint8_t>() + px.numel());
+  data::write_png(tmp_ / "x.png", img);
+  write_safetensors(tmp_ / "x.safetensors", {{"pixels", px}});
+  same(forward("img_enc", tmp_ / "x.png"), forward("img_enc", tmp_ / "x.safetensors"), "image_embeds");
+  // WAV at 16 kHz: the decoded samples, as the file holds them.
+  std::vector<float> tone(16000);
+  for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.5f * std::sin(2 * M_PI * 440 * static_cast<double>(i) / 16000.0);
+  data::write_wav(tmp_ / "x.wav", tone, 16000, 1);
+  const data::MonoAudio a = data::read_audio_mono(tmp_ / "x.wav");
+  write_safetensors(tmp_ / "a.safetensors",
+                    {{"audio", at::from_blob(const_cast<float*>(a.samples.data()), {1, 16000}, at::kFloat).clone()}});
+  same(forward("aud_i_enc", tmp_ / "x.wav"), forward("aud_i_enc", tmp_ / "a.safetensors"), "last_hidden_state");
+  // IMU CSV: a header, then 128 rows of 6 values (exact in f32).
+  const at::Tensor imu = at::randint(-64, 64, {1, 128, 6}, at::kLong).to(at::kFloat) / 8.0;
+  {
+    std::ofstream csv(tmp_ / "x.csv");
+    csv << "ax,ay,az,gx,gy,gz\n";
+    for (int64_t t = 0; t < 128; ++t) {
+      for (int64_t k = 0; k < 6; ++k) csv << (k ? "," : "") << imu[0][t][k].item<float>();
+      csv << "\n";
+    }
+  }
+  write_safetensors(tmp_ / "i.safetensors", {{"imu", imu}});
+  same(forward("imu_enc", tmp_ / "x.csv"), forward("imu_enc", tmp_ / "i.safetensors"), "imu_embeds");
+  // A text file is not a module input; an unknown kind names itself.
+  std::ofstream(tmp_ / "x.txt") << "hello";
+  expect_one_line_error(m4({"firmware", "forward", "--firmware", fw, "--module", "txt_enc", "--input",
+                            (tmp_ / "x.txt").string(), "--out", (tmp_ / "t.safetensors").string()}),
+                        {"x.txt", "firmware tokenize"});
+  std::ofstream(tmp_ / "x.bmp") << "BM";
+  expect_one_line_error(m4({"firmware", "forward", "--firmware", fw, "--module", "img_enc", "--input",
+                            (tmp_ / "x.bmp").string(), "--out", (tmp_ / "t.safetensors").string()}),
+                        {"x.bmp", "unknown input kind '.bmp'"});
 }
 
 // `m4forge path`: each of the three paths runs on the demo firmware, loads only
