@@ -10,14 +10,9 @@
 #include "cli/cli_common.h"
 #include "cluster/communicator.h"
 #include "core/error.h"
-#include "data/dataset_reader.h"
 #include "firmware/firmware.h"
-#include "prompts/prompt_template.h"
-#include "task/evaluate.h"
-#include "task/run_record.h"
 #include "task/task_config.h"
-#include "task/task_model.h"
-#include "train/scratch_model.h"
+#include "train/eval_report.h"
 #include "train/trainer.h"
 
 namespace m4::cli {
@@ -96,70 +91,25 @@ int eval_cmd(int argc, char** argv) {
   apply_common_options(r);
   // From a run: its record alone (the template and labels it trained with);
   // else the config and template as they are now.
-  std::optional<RunRecord> run;
-  TaskConfig task;
-  std::optional<PromptTemplate> prompt;
-  std::string adapter_file;
+  EvalRequest req;
   if (r.count("run")) {
     M4_CHECK(!r.count("args") && !r.count("adapter"), ErrorCode::kInvalidArgument,
              "--run evaluates a run as it trained: give no CONFIG, overrides or --adapter with it");
-    const fs::path dir = r["run"].as<std::string>();
-    run = read_finished_run(dir);
-    task = run->task_config(run_record_path(dir).string());
-    prompt = run->prompt();
-    adapter_file = (dir / runkeys::kAdapterFile).string();
+    req = eval_request_from_run(r["run"].as<std::string>());
   } else {
     auto [cfg, overrides] = config_args(r);
-    const fs::path root = repo_root_of(cfg);
-    task = load_task_config(cfg, overrides, root);
-    if (!task.prompt.empty()) prompt = load_prompt_template(root, task.prompt);
-    if (r.count("adapter")) adapter_file = r["adapter"].as<std::string>();
+    req = eval_request_from_config(cfg, overrides);
+    if (r.count("adapter")) req.adapter_file = r["adapter"].as<std::string>();
   }
-  const bool with_adapter = !adapter_file.empty(), zero_shot = !r.count("no-baseline"),
-             from_scratch = r.count("from-scratch") > 0;
-  const int64_t scratch_steps = r["scratch-steps"].as<int64_t>();
-  M4_CHECK(scratch_steps >= 0, ErrorCode::kInvalidArgument, "--scratch-steps must be >= 0, found ", scratch_steps);
-  M4_CHECK(with_adapter || zero_shot || from_scratch, ErrorCode::kInvalidArgument,
-           "nothing to evaluate: --no-baseline without --adapter or --from-scratch");
-  auto split = [&](const std::string& file, const char* which) {
-    M4_CHECK(!file.empty() && fs::exists(file), ErrorCode::kIo, file, ": no ", which, " split for task ", task.task,
-             task.data.prepare.empty() ? "" : " (hint: `" + task.data.prepare + "`)");
-    return data::DatasetReader::open(file);
-  };
-  auto test = split(task.data.test, "test");
-  const int64_t limit = r["limit"].as<int64_t>();
-  nlohmann::json out = {{"task", task.task}, {"samples_limit", limit}};
+  req.zero_shot = !r.count("no-baseline");
+  req.from_scratch = r.count("from-scratch") > 0;
+  req.limit = r["limit"].as<int64_t>();
+  req.scratch_steps = r["scratch-steps"].as<int64_t>();
   // The firmware only for the models that run on it.
-  if (with_adapter || zero_shot) {
-    Firmware fw = Firmware::open(firmware_dir_option(r));
-    out["firmware"] = fw.label();
-    M4_CHECK(!run || run->firmware_id == fw.id(), ErrorCode::kMismatch, r["run"].as<std::string>(),
-             ": the run trained on firmware_id ", run ? run->firmware_id : "", " but ", fw.dir().string(), " is ", fw.id());
-    // The verbalizer: a run's own label names, else the test split's.
-    const std::vector<std::string> label_names = run ? run->label_names : test->attributes().label_names;
-    const PromptTemplate tmpl = prompt.value_or(PromptTemplate{});
-    if (with_adapter) {
-      TaskModel m(fw, task, tmpl, label_names, adapter_file);
-      EvalResult e = evaluate(m, test, limit);
-      out["adapter"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
-    }
-    if (zero_shot) {
-      // Zero-shot: the same path and prompt with untrained adapter parts (LoRA's B
-      // is zero, so LoRA-only tasks run the firmware unchanged).
-      TaskModel m(fw, task, tmpl, label_names);
-      EvalResult e = evaluate(m, test, limit);
-      out["zero_shot"] = {{"metric", e.metric}, {"value", e.value}, {"samples", e.samples}};
-    }
-  }
-  if (from_scratch) {
-    ScratchOptions so;
-    so.steps = scratch_steps;
-    so.eval_limit = limit;
-    ScratchResult e = train_scratch_baseline(task, split(task.data.train, "training"), test, so);
-    out["from_scratch"] = {{"metric", e.metric}, {"value", e.value},          {"samples", e.samples},
-                           {"steps", e.steps},   {"model", e.model},          {"parameters", e.parameters},
-                           {"lr", e.lr},         {"last_loss", e.losses.back()}};
-  }
+  std::optional<Firmware> fw;
+  if (eval_needs_firmware(req)) fw.emplace(Firmware::open(firmware_dir_option(r)));
+  const nlohmann::json out = evaluate_request(req, fw ? &*fw : nullptr);
+  const TaskConfig& task = req.task;
   if (r.count("json")) {
     std::cout << out.dump(1) << "\n";
   } else {
