@@ -31,8 +31,9 @@ M4FORGE="$M4" bash scripts/data/fashion_mnist.sh datasets/fashion_mnist
 $M4 peft plan configs/tasks/fashion_mnist.yaml --firmware "$OUT/fw"
 $M4 train configs/tasks/fashion_mnist.yaml train.steps=150 train.eval_every=50 \
   --firmware "$OUT/fw" --run-dir "$OUT/runs/fashion_mnist"
-$M4 eval configs/tasks/fashion_mnist.yaml --firmware "$OUT/fw" \
-  --adapter "$OUT/runs/fashion_mnist/adapter.safetensors" --limit 2000 --from-scratch --scratch-steps 150
+# eval --run and export --run read the run's record (run.json) and its adapter
+# alone: the config, template and labels it trained with.
+$M4 eval --run "$OUT/runs/fashion_mnist" --firmware "$OUT/fw" --limit 2000 --from-scratch
 
 # Ship it: a signing key, a signed bundle bound to this firmware, verification
 # (also with Debian's minisign), and a prediction on one real test image.

@@ -3,11 +3,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 
 namespace m4::test {
 
 std::filesystem::path fixtures() { return M4_FIXTURES_DIR; }
-std::filesystem::path real_fixtures() { return M4_REAL_FIXTURES_DIR; }
+std::filesystem::path real_fixtures() {
+  if (const char* dir = std::getenv("M4FORGE_REAL_FIXTURES")) return dir;  // CI: a clone tested apart from ../shared
+  return M4_REAL_FIXTURES_DIR;
+}
 std::string cli_path() { return M4_CLI_PATH; }
 std::filesystem::path repo_dir() { return M4_REPO_DIR; }
 

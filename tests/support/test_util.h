@@ -14,8 +14,9 @@ namespace m4::test {
 // tests/fixtures/hf-reference (vendored: a clone needs nothing beside it), and
 // the m4forge binary under test.
 std::filesystem::path fixtures();
-// ../shared/fixtures/real: real pretrained models that may not be committed
-// here; tests of them skip where it is absent (tests/cli/real_model_test.cpp).
+// ../shared/fixtures/real (or $M4FORGE_REAL_FIXTURES): real pretrained models
+// that may not be committed here; tests of them skip where it is absent
+// (tests/cli/real_model_test.cpp).
 std::filesystem::path real_fixtures();
 std::string cli_path();
 // The source tree (configs/, prompts/, scripts/).
