@@ -63,7 +63,21 @@ std::string mark_of(const YAML::Node& n) {
   return os.str();
 }
 
-nlohmann::json to_json(const YAML::Node& n, const std::string& where) {
+// Aliases make a small file a large tree ("billion laughs": 12 nested 10x
+// anchors are 10^12 nodes); yaml-cpp shares aliased nodes, the copy into json
+// would not. Every node of the expanded tree counts.
+struct Budget {
+  int64_t nodes = 0;
+  void take(const YAML::Node& n, const std::string& where, int depth) {
+    M4_CHECK(++nodes <= kMaxYamlNodes, ErrorCode::kBadInput, where, mark_of(n), ": the YAML document expands past ",
+             kMaxYamlNodes, " nodes (aliases included); refusing it");
+    M4_CHECK(depth <= kMaxYamlDepth, ErrorCode::kBadInput, where, mark_of(n), ": the YAML document nests deeper than ",
+             kMaxYamlDepth, " levels");
+  }
+};
+
+nlohmann::json to_json(const YAML::Node& n, const std::string& where, Budget& budget, int depth) {
+  budget.take(n, where, depth);
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -75,7 +89,7 @@ nlohmann::json to_json(const YAML::Node& n, const std::string& where) {
       M4_FAIL(ErrorCode::kBadInput, where, mark_of(n), ": unsupported YAML tag '", n.Tag(), "'");
     case YAML::NodeType::Sequence: {
       nlohmann::json arr = nlohmann::json::array();
-      for (const auto& item : n) arr.push_back(to_json(item, where));
+      for (const auto& item : n) arr.push_back(to_json(item, where, budget, depth + 1));
       return arr;
     }
     case YAML::NodeType::Map: {
@@ -87,7 +101,7 @@ nlohmann::json to_json(const YAML::Node& n, const std::string& where) {
         // yaml-cpp keeps duplicates; silently taking one would hide a typo'd config.
         M4_CHECK(!obj.contains(key), ErrorCode::kBadInput, where, mark_of(kv.first), ": duplicate key '", key,
                  "'");
-        obj[key] = to_json(kv.second, where);
+        obj[key] = to_json(kv.second, where, budget, depth + 1);
       }
       return obj;
     }
@@ -105,11 +119,12 @@ nlohmann::json parse_yaml(const std::string& text, const std::string& where) {
     M4_FAIL(ErrorCode::kBadInput, where, ":", e.mark.line + 1, ":", e.mark.column + 1, ": not valid YAML (", e.msg,
             ")");
   }
-  return to_json(root, where);
+  Budget budget;
+  return to_json(root, where, budget, 0);
 }
 
 nlohmann::json read_yaml_file(const std::filesystem::path& path) {
-  return parse_yaml(read_text_file(path, 16 << 20), path.string());
+  return parse_yaml(read_text_file(path, kMaxYamlBytes), path.string());
 }
 
 nlohmann::json parse_yaml_value(const std::string& text, const std::string& where) {

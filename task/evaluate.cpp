@@ -40,6 +40,7 @@ EvalResult evaluate(TaskModel& model, const std::shared_ptr<data::DatasetReader>
   o.batch_size = batch;
   o.shuffle = false;
   o.drop_last = false;
+  check_dataset_fields(model, *reader, /*training=*/false);
   data::Loader loader(reader, o);
   if (model.retrieval()) {
     M4_CHECK(model.task().metric.kind == MetricKind::kRecallAtK, ErrorCode::kMismatch, "task ", model.task().task,

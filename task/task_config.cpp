@@ -135,10 +135,19 @@ const char* type_name(Type t) {
   return "?";
 }
 
+// A value as YAML spells it: json writes NaN and infinities as null.
+std::string yaml_text(const json& v) {
+  if (v.is_number_float() && !std::isfinite(v.get<double>())) {
+    const double d = v.get<double>();
+    return std::isnan(d) ? ".nan" : d > 0 ? ".inf" : "-.inf";
+  }
+  return v.dump();
+}
+
 std::string describe(const json& v) {
   std::string kind = v.is_string() ? "string" : v.is_boolean() ? "bool" : v.is_number() ? "number"
                    : v.is_array() ? "list" : v.is_object() ? "mapping" : "null";
-  std::string text = v.dump();
+  std::string text = yaml_text(v);
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   return kind + " " + text;
 }
@@ -270,7 +279,7 @@ class Checker {
     return v ? v->get<double>() : 0.0;
   }
   void range(const char* p, bool ok, const std::string& rule) {
-    if (lookup(j, p) && !ok) problems.push_back(std::string(p) + " must be " + rule + " (got " + lookup(j, p)->dump() + ")");
+    if (lookup(j, p) && !ok) problems.push_back(std::string(p) + " must be " + rule + " (got " + yaml_text(*lookup(j, p)) + ")");
   }
   bool has(const std::string& m) const { return std::find(c.modules.begin(), c.modules.end(), m) != c.modules.end(); }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "data/dataset_format.h"
 #include "firmware/clip.h"
 #include "firmware/clip_tokenizer.h"
 #include "firmware/encoder_input.h"
@@ -345,6 +346,31 @@ Adapter& TaskModel::adapter() { return *impl_->adapter; }
 const TaskConfig& TaskModel::task() const { return impl_->task; }
 const std::vector<std::string>& TaskModel::labels() const { return impl_->labels; }
 int64_t TaskModel::max_new_tokens() const { return impl_->max_new_tokens; }
+
+std::vector<std::string> TaskModel::dataset_fields() const {
+  std::vector<std::string> f;
+  if (!impl_->encoder.empty()) f.push_back(encoder_input_spec(*impl_->modules.at(impl_->encoder), impl_->encoder).modality);
+  if (impl_->classification()) {
+    f.push_back(data::ds::kLabel);
+  } else if (!retrieval()) {
+    f.push_back("target_text");  // generation (check_dataset_fields also takes pre-tokenized input_ids)
+  }
+  return f;
+}
+
+void check_dataset_fields(const TaskModel& model, const data::DatasetReader& split, bool training) {
+  for (const auto& field : model.dataset_fields()) {
+    // Pre-tokenized causal-LM data trains on input_ids; evaluation needs the reference text.
+    if (field == "target_text" && training && split.has("input_ids")) continue;  // pre-tokenized causal-LM data
+    if (split.has(field)) continue;
+    std::string has;
+    for (const char* n : {"image", "audio", "imu", "text", "target_text", "label", "input_ids"}) {
+      if (split.has(n)) has += (has.empty() ? "" : ", ") + std::string(n);
+    }
+    M4_FAIL(ErrorCode::kMismatch, split.path().string(), ": task ", model.task().task, " reads '", field,
+            "', which this dataset does not have (it has: ", has.empty() ? "none of the known fields" : has, ")");
+  }
+}
 
 at::Tensor TaskModel::loss(const Batch& batch) {
   impl_->adapter->train(true);

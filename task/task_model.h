@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset_reader.h"
 #include "data/loader.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
@@ -56,11 +57,19 @@ class TaskModel {
   // symmetric contrastive loss over the batch; evaluation ranks every item for
   // every query by the cosine of these embeddings (queries, items).
   bool retrieval() const;
+
+  // The dataset fields a split must hold for this model (label for
+  // classification, the input encoder's modality, target_text for generation).
+  std::vector<std::string> dataset_fields() const;
   std::pair<at::Tensor, at::Tensor> retrieval_embeddings(const Batch& batch);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Refuses a split that lacks a field the model reads, naming the file, the
+// field and what the file has, before any batch is read.
+void check_dataset_fields(const TaskModel& model, const data::DatasetReader& split, bool training);
 
 }  // namespace m4

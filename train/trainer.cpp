@@ -204,6 +204,8 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   const std::string init_from = task.peft.value("init_from", std::string());
   const std::vector<std::string> label_names = train_data->attributes().label_names;
   TaskModel model(fw, task, prompt.value_or(PromptTemplate{}), label_names, init_from, opt.modules);
+  check_dataset_fields(model, *train_data, /*training=*/true);
+  if (test_data) check_dataset_fields(model, *test_data, /*training=*/false);
   Adapter& adapter = model.adapter();
   const std::vector<at::Tensor> params = adapter.trainable_tensors();
   AdamWOptions ao;

@@ -54,6 +54,19 @@ TEST_F(PeftCli, PlanListsEveryAdaptedModuleWithCounts) {
   // A target that matches nothing is an error with the nearest names, never a no-op.
   CliRun bad = m4({"peft", "plan", cfg, "--firmware", fw, "peft.lora.targets=[backbone.layers.*.self_attn.q_prj]"});
   expect_one_line_error(bad, {"matches no Linear of backbone", "nearest: backbone.layers.*.self_attn.q_proj"});
+
+  // A config that is a "billion laughs" (12 nested 10x aliases) is refused at once, not expanded.
+  std::string laughs = "lol0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 12; ++i) {
+    const std::string p = "*l" + std::to_string(i - 1);
+    laughs += "lol" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + p + ", " + p + ", " + p + ", " + p + ", " +
+              p + ", " + p + ", " + p + ", " + p + ", " + p + ", " + p + "]\n";
+  }
+  const fs::path bomb = tmp_ / "bomb.yaml";
+  std::ofstream(bomb) << laughs;
+  CliRun b = m4({"peft", "plan", bomb.string(), "--firmware", fw});
+  expect_one_line_error(b, {"bomb.yaml", "expands past 1000000 nodes"});
+  EXPECT_EQ(b.code, 3);
 }
 
 TEST_F(PeftCli, ImportForwardExportRoundTripOnTheFixture) {

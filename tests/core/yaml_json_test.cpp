@@ -53,6 +53,29 @@ TEST(YamlJson, ValueParsing) {
   EXPECT_EQ(parse_yaml_value("lora", "o"), "lora");
 }
 
+// "Billion laughs": 12 nested 10x anchors are a 700-byte file and 10^12 nodes.
+std::string laughs(int levels) {
+  std::string y = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int i = 1; i < levels; ++i) {
+    const std::string p = "*a" + std::to_string(i - 1);
+    y += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + p;
+    for (int k = 1; k < 10; ++k) y += ", " + p;
+    y += "]\n";
+  }
+  return y;
+}
+
+TEST(YamlJson, AliasExpansionAndDepthAreBounded) {
+  // Within the bound, aliases expand as YAML says (10 + 100 + 1000 strings).
+  const nlohmann::json ok = parse_yaml(laughs(3), "ok.yaml");
+  EXPECT_EQ(ok["a2"].size(), 10u);
+  EXPECT_EQ(ok["a2"][9][9][9], "lol");
+  test::expect_error([] { parse_yaml(laughs(12), "laughs.yaml"); },
+                     {"laughs.yaml", "expands past 1000000 nodes", "aliases"});
+  const std::string deep = std::string(300, '[') + std::string(300, ']');
+  test::expect_error([&] { parse_yaml(deep, "deep.yaml"); }, {"deep.yaml"});
+}
+
 TEST(YamlJson, MissingFileIsAnIoError) {
   test::TempDir dir;
   try {

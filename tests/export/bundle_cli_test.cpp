@@ -2,6 +2,7 @@
 // binary, checked against independent tools (GNU tar, sha256sum, Debian's
 // minisign), and one test per hostile bundle the issue lists.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <ATen/ATen.h>
 
 #include <cstdlib>
@@ -368,6 +369,20 @@ TEST_F(BundleCli, RefusesATruncatedTar) {
   expect_refused("truncated.m4adapter", b.substr(0, b.size() / 2), {"tar: entry 'adapter.safetensors' claims",
                                                                       "truncated archive"});
   expect_refused("truncated-end.m4adapter", b.substr(0, b.size() - 1024), {"truncated archive (no end-of-archive blocks"});
+}
+
+// A directory, a FIFO or a device given as the bundle: refused at once (a FIFO
+// would block a reader waiting for a writer), saying what it is.
+TEST_F(BundleCli, RefusesWhatIsNotARegularFile) {
+  const fs::path dir = tmp_ / "dir.m4adapter", fifo = tmp_ / "fifo.m4adapter";
+  fs::create_directory(dir);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  CliRun d = verify(dir.string());
+  expect_one_line_error(d, {dir.string(), "not a regular file", "a directory"});
+  EXPECT_EQ(d.code, 5);
+  expect_one_line_error(verify(fifo.string()), {fifo.string(), "not a regular file", "FIFO"});
+  expect_one_line_error(verify("/dev/zero"), {"/dev/zero", "not a regular file", "device"});
+  expect_one_line_error(verify((tmp_ / "absent.m4adapter").string()), {"absent.m4adapter", "no such bundle file"});
 }
 
 TEST_F(BundleCli, RefusesABundleSignedByAnotherKey) {

@@ -145,6 +145,9 @@ TEST_F(TaskConfigTest, BadOverrides) {
   test::expect_error([&] { load(pets(), {"optim.lr"}); }, {"expected key=value"});
   test::expect_error([&] { load(pets(), {"optim.lr=abc"}); }, {"optim.lr: expected a number (got string \"abc\")"});
   test::expect_error([&] { load(pets(), {"train.steps=[1, 2]"}); }, {"train.steps: expected an integer (got list"});
+  // Not-a-number and infinities are named as YAML spells them (json would say null).
+  test::expect_error([&] { load(pets(), {"optim.lr=.nan"}); }, {"optim.lr must be > 0 (got .nan)"});
+  test::expect_error([&] { load(pets(), {"optim.lr=-.inf"}); }, {"optim.lr must be > 0 (got -.inf)"});
   test::expect_error([&] { load(pets(), {"data.train.x=1"}); }, {"unknown key 'data.train.x'"});
   // Several bad overrides: all named in one message.
   test::expect_error([&] { load(pets(), {"a=1", "b.c=2"}); }, {"unknown key 'a'", "unknown key 'b.c'"});

@@ -82,6 +82,23 @@ TEST_F(TrainCli, EvalReportsTheFromScratchBaselineBesideZeroShot) {
   expect_one_line_error(m4({"eval", task_.config.string(), "--no-baseline"}), {"nothing to evaluate"});
 }
 
+// A split without a field the task reads is refused before training, naming the file.
+TEST_F(TrainCli, RefusesADatasetWithoutTheFieldsTheTaskReads) {
+  data::DatasetContents c;
+  c.tensors["image"] = at::zeros({8, 1, 28, 28}, at::kByte);
+  c.attrs.label_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  const fs::path nolabel = tmp_ / "nolabel.h5";
+  data::write_dataset(nolabel, c);
+  auto args = train_args("nolabel");
+  args.push_back("data.train=" + nolabel.string());
+  CliRun r = m4(args);
+  expect_one_line_error(r, {nolabel.string(), "reads 'label'", "it has: image"});
+  EXPECT_EQ(r.code, 4);
+  expect_one_line_error(m4({"eval", task_.config.string(), "data.test=" + nolabel.string(), "--firmware",
+                            task_.firmware.string()}),
+                        {nolabel.string(), "reads 'label'"});
+}
+
 TEST_F(TrainCli, NeverStartsAfreshOverAnEarlierRun) {
   CliRun first = m4(train_args("kept"));
   ASSERT_EQ(first.code, 0) << first.err;

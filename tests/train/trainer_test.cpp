@@ -234,7 +234,7 @@ TEST_F(Trainer, CausalLmBatchWithoutTargetsIsAnError) {
   data::write_dataset(tmp_ / "empty_targets.h5", c);
   const std::string f = (tmp_ / "empty_targets.h5").string();
   TaskConfig cfg = load_task_config(test::repo_dir() / "configs" / "tasks" / "translation_de_en.yaml",
-                                    {"data.train=" + f, "data.test=" + f, "train.steps=2", "train.batch_size=4",
+                                    {"data.train=" + f, "data.test=" + (tmp_ / "no_test_split.h5").string(), "train.steps=2", "train.batch_size=4",
                                      "optim.warmup_steps=0"},
                                     test::repo_dir());
   TrainOptions o;
