@@ -89,10 +89,18 @@ HfPeftAdapter read_hf_peft(const fs::path& dir, LlamaImpl& backbone) {
 
   if (type == "LORA") {
     out.config.trainable["backbone"] = "lora";
-    check(j.contains("r") && j["r"].is_number_integer(), cfg_file, "r must be an integer");
+    check(j.contains("r") && j["r"].is_number_integer() && j["r"].get<int64_t>() >= 1, cfg_file,
+          "r must be an integer >= 1 (got " + (j.contains("r") ? j["r"].dump() : std::string("none")) + ")");
     out.config.lora.r = j["r"].get<int64_t>();
-    out.config.lora.alpha = j.value("lora_alpha", 8.0);
-    out.config.lora.dropout = j.value("lora_dropout", 0.0);
+    // Typed reads: a value of the wrong type is this file's error, not a json exception.
+    auto number = [&](const char* k, double dflt) {
+      if (!j.contains(k) || j[k].is_null()) return dflt;
+      check(j[k].is_number(), cfg_file, std::string(k) + " must be a number (got " + j[k].dump() + ")");
+      return j[k].get<double>();
+    };
+    out.config.lora.alpha = number("lora_alpha", 8.0);
+    out.config.lora.dropout = number("lora_dropout", 0.0);
+    check(!j.contains("use_rslora") || j["use_rslora"].is_boolean(), cfg_file, "use_rslora must be true or false");
     out.config.lora.rslora = j.value("use_rslora", false);
     check(j.value("bias", std::string("none")) == "none", cfg_file, "bias '" + j.value("bias", std::string()) + "' is not supported (only 'none')");
     check(!j.value("fan_in_fan_out", false), cfg_file, "fan_in_fan_out is for Conv1D models, not LLaMA");
@@ -104,10 +112,17 @@ HfPeftAdapter read_hf_peft(const fs::path& dir, LlamaImpl& backbone) {
     const json& tm = j.contains("target_modules") ? j["target_modules"] : json();
     if (tm.is_string()) {
       // A string is a regex PEFT full-matches against module keys (HF spelling).
-      const std::regex re(tm.get<std::string>());
+      std::regex re;
+      try {
+        re = std::regex(tm.get<std::string>());
+      } catch (const std::regex_error& e) {
+        check(false, cfg_file, "target_modules '" + tm.get<std::string>() + "' is not a valid regex (" + e.what() + ")");
+      }
       for (const auto& n : names) {
         if (std::regex_match(LlamaImpl::stored_name(n + ".weight").substr(0, LlamaImpl::stored_name(n + ".weight").size() - 7), re)) hits.push_back(n);
       }
+      // As with the list form: an adapter that targets nothing would load and do nothing.
+      check(!hits.empty(), cfg_file, "target_modules regex '" + tm.get<std::string>() + "' matches no Linear of the backbone");
     } else {
       check(tm.is_array() && !tm.empty(), cfg_file, "target_modules must be a list of module names or a regex");
       for (const auto& t : tm) {
@@ -127,14 +142,29 @@ HfPeftAdapter read_hf_peft(const fs::path& dir, LlamaImpl& backbone) {
     if (j.contains("rank_pattern") && j["rank_pattern"].is_object()) rank_p = j["rank_pattern"].get<std::map<std::string, json>>();
     if (j.contains("alpha_pattern") && j["alpha_pattern"].is_object()) alpha_p = j["alpha_pattern"].get<std::map<std::string, json>>();
     std::set<std::string> uniq(hits.begin(), hits.end());
+    for (const auto& [k, v] : rank_p) {
+      check(v.is_number_integer() && v.get<int64_t>() >= 1, cfg_file,
+            "rank_pattern['" + k + "'] must be an integer >= 1 (got " + v.dump() + ")");
+    }
+    for (const auto& [k, v] : alpha_p) {
+      check(v.is_number(), cfg_file, "alpha_pattern['" + k + "'] must be a number (got " + v.dump() + ")");
+    }
+    auto key_matches = [&](const std::string& key, const std::string& k, const char* field) {
+      try {
+        return std::regex_match(key, std::regex(".*\\." + k + "$")) || key == k;
+      } catch (const std::regex_error& e) {
+        check(false, cfg_file, std::string(field) + " key '" + k + "' is not a valid regex (" + e.what() + ")");
+        return false;
+      }
+    };
     for (const auto& n : uniq) {
       LoraRule rule{"backbone." + n, {}, {}};
       const std::string key = "model." + n;
       for (const auto& [k, v] : rank_p) {
-        if (std::regex_match(key, std::regex(".*\\." + k + "$")) || key == k) rule.r = v.get<int64_t>();
+        if (key_matches(key, k, "rank_pattern")) rule.r = v.get<int64_t>();
       }
       for (const auto& [k, v] : alpha_p) {
-        if (std::regex_match(key, std::regex(".*\\." + k + "$")) || key == k) rule.alpha = v.get<double>();
+        if (key_matches(key, k, "alpha_pattern")) rule.alpha = v.get<double>();
       }
       out.config.lora.targets.push_back(rule);
     }

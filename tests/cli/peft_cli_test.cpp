@@ -2,6 +2,7 @@
 // real binary on the demo firmware and on the HF fixture imported as a firmware.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
@@ -116,6 +117,37 @@ TEST_F(PeftCli, AdaptersForOtherShapesOrModulesAreRefused) {
   CliRun h = m4({"firmware", "forward", "--firmware", fw, "--input", (tmp_ / "in.safetensors").string(), "--out",
                  (tmp_ / "out.safetensors").string(), "--adapter", (test::fixtures() / "lora" / "adapter" / "adapter_model.safetensors").string()});
   expect_one_line_error(h, {"adapter_model.safetensors: not an m4forge adapter", "peft import-hf"});
+}
+
+// Hostile or mistaken HF adapter configs: one line naming adapter_config.json,
+// never a raw regex or json exception, never an adapter that targets nothing.
+TEST_F(PeftCli, ImportHfRefusesBadConfigsNamingTheFile) {
+  const std::string fw = fixture_firmware();
+  const fs::path src = test::fixtures() / "lora" / "adapter";
+  const nlohmann::json good = nlohmann::json::parse(test::slurp(src / "adapter_config.json"));
+  int i = 0;
+  auto import_with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    const fs::path dir = tmp_ / ("bad" + std::to_string(i++));
+    fs::create_directories(dir);
+    fs::copy_file(src / "adapter_model.safetensors", dir / "adapter_model.safetensors");
+    nlohmann::json cfg = good;
+    edit(cfg);
+    std::ofstream(dir / "adapter_config.json") << cfg.dump(1);
+    CliRun r = m4({"peft", "import-hf", "--adapter", dir.string(), "--firmware", fw, "--out", (dir / "a.safetensors").string()});
+    EXPECT_EQ(fs::exists(dir / "a.safetensors"), r.code == 0) << "written only when imported";
+    return r;
+  };
+  const std::string file = "adapter_config.json";
+  expect_one_line_error(import_with([](auto& c) { c["target_modules"] = "(("; }), {file, "'((' is not a valid regex"});
+  expect_one_line_error(import_with([](auto& c) { c["target_modules"] = ".*\\.nothing_proj"; }),
+                        {file, "matches no Linear of the backbone"});
+  expect_one_line_error(import_with([](auto& c) { c["rank_pattern"] = {{"q_proj", "eight"}}; }),
+                        {file, "rank_pattern['q_proj'] must be an integer >= 1", "\"eight\""});
+  expect_one_line_error(import_with([](auto& c) { c["r"] = -4; }), {file, "r must be an integer >= 1 (got -4)"});
+  expect_one_line_error(import_with([](auto& c) { c["lora_alpha"] = "sixteen"; }), {file, "lora_alpha must be a number"});
+  // The regex form that does match imports (PEFT full-matches it against module keys).
+  CliRun ok = import_with([](auto& c) { c["target_modules"] = ".*\\.(q_proj|v_proj)"; });
+  EXPECT_EQ(ok.code, 0) << ok.err;
 }
 
 }  // namespace
