@@ -94,6 +94,10 @@ VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::Pub
   const std::string comment_id = firmware_id_in_comment(sig.trusted_comment);
   M4_CHECK(comment_id == v.manifest.firmware_id, ErrorCode::kMismatch, where, ": trusted comment names firmware_id '",
            comment_id, "' but the manifest binds to '", v.manifest.firmware_id, "'");
+  // The rest of the comment too (task, timestamp): what a reader shown only the
+  // trusted comment (minisign -V) sees must be what the manifest says.
+  M4_CHECK(sig.trusted_comment == v.manifest.trusted_comment(), ErrorCode::kMismatch, where, ": trusted comment '",
+           sig.trusted_comment.substr(0, 200), "' does not match the manifest (expected '", v.manifest.trusted_comment(), "')");
 
   M4_CHECK(e.adapter.size() == v.manifest.adapter_size, ErrorCode::kMismatch, where, ": adapter.safetensors has ",
            e.adapter.size(), " bytes but the manifest says ", v.manifest.adapter_size);

@@ -4,6 +4,7 @@
 #include "bundle/tar_archive.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -151,6 +152,14 @@ std::vector<TarEntry> read_tar(std::string_view archive, const std::map<std::str
     M4_CHECK(type != '2', ErrorCode::kBadInput, w, shown, " is a symbolic link (only regular files are allowed)");
     M4_CHECK(type == '0' || type == '\0', ErrorCode::kBadInput, w, shown, " has type '", printable(std::string(1, type)),
              "' (only regular files are allowed)");
+    uint64_t mode = 0;
+    M4_CHECK(parse_number(h + 100, 8, &mode), ErrorCode::kBadInput, w, shown, " has a malformed mode field");
+    // One mode for every entry (what the writer stores): no setuid, executable or writable-by-others bits on extraction.
+    if (mode != 0644) {
+      char octal[24];
+      std::snprintf(octal, sizeof octal, "%llo", static_cast<unsigned long long>(mode));
+      M4_FAIL(ErrorCode::kBadInput, w, shown, " has mode ", octal, " (entries are 0644: docs/bundle-format.md)");
+    }
     const auto lim = limits.find(full);
     if (lim == limits.end()) {
       std::string expected;

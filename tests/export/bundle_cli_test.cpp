@@ -407,6 +407,29 @@ TEST_F(BundleCli, RefusesATrustedCommentNamingAnotherFirmware) {
   expect_refused("comment-id.m4adapter", make_tar(e), {"trusted comment names firmware_id 'sha256:000"});
 }
 
+TEST_F(BundleCli, RefusesATrustedCommentNamingAnotherTask) {
+  Entries e = original();
+  const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
+  std::string comment = minisign::parse_signature(e[2].second, "s").trusted_comment;
+  const size_t at = comment.find("task=");
+  ASSERT_NE(at, std::string::npos) << comment;
+  comment.replace(at, comment.find(' ', at) - at, "task=fashion_mnist");
+  e[2].second = minisign::sign(key, e[0].second, comment);
+  expect_refused("comment-task.m4adapter", make_tar(e), {"trusted comment 'm4forge bundle task=fashion_mnist",
+                                                         "does not match the manifest"});
+}
+
+TEST_F(BundleCli, RefusesAnEntryWithAnotherMode) {
+  std::string b = test::slurp(bundle_);
+  b.replace(100, 7, "0004755");  // the manifest's header: setuid + executable
+  unsigned sum = 0;
+  for (size_t i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(b[i]);
+  char s[8];
+  std::snprintf(s, sizeof s, "%06o", sum);
+  b.replace(148, 6, s);
+  expect_refused("mode.m4adapter", b, {"entry 'manifest.json' has mode 4755", "0644"});
+}
+
 TEST_F(BundleCli, RefusesAManifestClaimingATensorTheAdapterLacks) {
   const std::string b = resigned([](nlohmann::json& m) {
     m["adapter"]["tensors"].push_back({{"name", "backbone.layers.0.mlp.up_proj.lora_a"}, {"dtype", "F32"}, {"shape", {4, 8}}});
