@@ -108,7 +108,10 @@ H5File H5File::open_read(const std::filesystem::path& path) {
   H5File f;
   f.where_ = path.string();
   std::error_code ec;
-  M4_CHECK(std::filesystem::is_regular_file(path, ec), ErrorCode::kIo, f.where_, ": no such file");
+  const auto st = std::filesystem::status(path, ec);
+  M4_CHECK(std::filesystem::exists(st), ErrorCode::kIo, f.where_, ": no such file");
+  M4_CHECK(std::filesystem::is_regular_file(st), ErrorCode::kIo, f.where_, ": not a regular file (",
+           std::filesystem::is_directory(st) ? "a directory" : "a device, FIFO or socket", ")");
   htri_t is = H5Fis_hdf5(path.c_str());
   if (is <= 0) {
     H5Eclear2(H5E_DEFAULT);
@@ -310,6 +313,14 @@ void write_string_rows(hid_t dset, int64_t row0, const std::vector<std::string>&
 
 OpenedDataset open_dataset(hid_t file, const std::string& name, const std::string& where) {
   OpenedDataset d;
+  // Only datasets stored inside this file: a soft or external link, external
+  // raw storage or a virtual dataset would read other files' bytes as data
+  // (a FIFO among them would block the reader for ever).
+  H5L_info_t link;  // HDF5 1.10's name (Debian 12); 1.12 maps it to H5L_info1_t unless told otherwise
+  check_status(H5Lget_info(file, name.c_str(), &link, H5P_DEFAULT), where, "cannot inspect '" + name + "'");
+  M4_CHECK(link.type == H5L_TYPE_HARD, ErrorCode::kBadInput, where, ": '", name, "' is ",
+           link.type == H5L_TYPE_EXTERNAL ? "an external link" : link.type == H5L_TYPE_SOFT ? "a soft link" : "a user-defined link",
+           "; a dataset file holds its data itself (no links)");
   // No chunk cache: uncompressed chunks that cannot be cached are read
   // directly, only the selected bytes, instead of a whole chunk per sampled
   // row (the OS page cache still caches the file).
@@ -318,6 +329,16 @@ OpenedDataset open_dataset(hid_t file, const std::string& name, const std::strin
                ErrorCode::kInternal);
   d.id = Hid(check(H5Dopen2(file, name.c_str(), dapl.get()), where, "cannot open dataset '" + name + "'"),
              H5Dclose);
+  {
+    Hid dcpl(check(H5Dget_create_plist(d.id.get()), where, "cannot inspect '" + name + "'"), H5Pclose);
+    const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+    M4_CHECK(layout == H5D_CONTIGUOUS || layout == H5D_CHUNKED || layout == H5D_COMPACT, ErrorCode::kBadInput, where, ": '",
+             name, "' is ", layout == H5D_VIRTUAL ? "a virtual dataset" : "stored in an unsupported layout",
+             "; a dataset file holds its data itself");
+    const int external = H5Pget_external_count(dcpl.get());
+    M4_CHECK(external == 0, ErrorCode::kBadInput, where, ": '", name, "' keeps its data in ",
+             external < 0 ? "an unreadable" : std::to_string(external), " external file(s); a dataset file holds its data itself");
+  }
   Hid t(check(H5Dget_type(d.id.get()), where, "cannot get the type of '" + name + "'"), H5Tclose);
   size_t size = H5Tget_size(t.get());
   switch (H5Tget_class(t.get())) {
@@ -349,6 +370,17 @@ OpenedDataset open_dataset(hid_t file, const std::string& name, const std::strin
   check_status(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), where,
                "cannot get the shape of '" + name + "'");
   d.shape.assign(dims.begin(), dims.end());
+  // One sample (a row) is read whole: bound it before anything is allocated for it.
+  if (d.type != ElemType::kString && rank >= 1) {
+    uint64_t row = size;
+    for (int i = 1; i < rank; ++i) {
+      M4_CHECK(dims[static_cast<size_t>(i)] <= kMaxSampleBytes && row <= kMaxSampleBytes, ErrorCode::kBadInput, where, ": '",
+               name, "' samples are over the ", kMaxSampleBytes >> 20, " MiB limit per sample");
+      row *= dims[static_cast<size_t>(i)];
+    }
+    M4_CHECK(row <= kMaxSampleBytes, ErrorCode::kBadInput, where, ": '", name, "' samples are ", row,
+             " bytes each, over the ", kMaxSampleBytes >> 20, " MiB limit per sample");
+  }
   return d;
 }
 

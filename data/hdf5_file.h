@@ -93,7 +93,10 @@ struct OpenedDataset {
   std::string type_name;
   std::vector<int64_t> shape;
 };
+// Refuses links, external raw storage and virtual datasets (data outside the
+// file), and numeric samples (one row) over kMaxSampleBytes.
 OpenedDataset open_dataset(hid_t file, const std::string& name, const std::string& where);
+inline constexpr uint64_t kMaxSampleBytes = 256ULL << 20;  // e.g. a 8192 x 8192 x 3 uint8 image is 192 MiB
 
 // Reads the rows `sorted_rows` (strictly increasing) into contiguous memory
 // (rows x row elements), selecting runs of consecutive rows as hyperslabs.
