@@ -190,7 +190,14 @@ int run_cmd(int argc, char** argv) {
   data::Batch batch = r.count("input") ? data::read_input_file(r["input"].as<std::string>()) : data::text_input(r["text"].as<std::string>());
   if (r.count("input") && r.count("text")) batch.texts["text"] = {r["text"].as<std::string>()};
   BundleModel bm = open_bundle_model(fw, bundle, key);
-  const auto preds = bm.model->predict(batch);
+  std::vector<Prediction> preds;
+  try {
+    preds = bm.model->predict(batch);
+  } catch (const Error& e) {
+    // A problem with the input (its size, shape, channels) names the input file.
+    if (!r.count("input") || e.code() != ErrorCode::kInvalidArgument) throw;
+    M4_FAIL(e.code(), r["input"].as<std::string>(), ": ", e.what());
+  }
   M4_CHECK(preds.size() == 1, ErrorCode::kInternal, "expected one prediction, got ", preds.size());
   std::cout << preds[0].text << "\n";
   return 0;

@@ -41,6 +41,9 @@ Image read_png(const std::filesystem::path& path, int channels) {
            ": not a readable PNG (", r.img.message, ")");
   r.img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
   const size_t h = r.img.height, w = r.img.width;
+  // The header's dimensions, bounded before the decode allocates for them.
+  M4_CHECK(h > 0 && w > 0 && static_cast<uint64_t>(h) * w <= static_cast<uint64_t>(kMaxImagePixels), ErrorCode::kBadInput,
+           path.string(), ": a ", w, " x ", h, " image is over the limit of ", kMaxImagePixels, " pixels");
   std::vector<uint8_t> hwc(PNG_IMAGE_SIZE(r.img));
   png_color black{0, 0, 0};
   M4_CHECK(png_image_finish_read(&r.img, &black, hwc.data(), 0, nullptr), ErrorCode::kBadInput, path.string(),

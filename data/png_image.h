@@ -21,6 +21,10 @@ struct PngInfo {
 
 // Header only; a file that is not a PNG is one m4::Error(kBadInput) naming it.
 PngInfo read_png_info(const std::filesystem::path& path);
+// The most pixels a decoded image may have (8192 x 8192), checked from the
+// header before decoding.
+inline constexpr int64_t kMaxImagePixels = 8192LL * 8192LL;
+
 // Decodes to `channels` = 1 (gray) or 3 (RGB). Alpha is dropped by compositing
 // onto black; palettes are expanded; 16-bit is reduced to 8.
 Image read_png(const std::filesystem::path& path, int channels);

@@ -30,6 +30,11 @@ at::Tensor clip_preprocess(const at::Tensor& pixels_u8, int64_t size, const std:
 
   // 1. Shortest side -> size; HF's get_resize_output_image_size truncates the long side.
   const int64_t short_side = std::min(H, W), long_side = std::max(H, W);
+  // The resize before the crop is size x (size * aspect): a 1 x 1,000,000 image
+  // would ask for gigabytes to keep a 224 x 224 centre.
+  M4_CHECK(long_side <= kMaxAspectRatio * short_side, ErrorCode::kInvalidArgument, "image preprocessing: a ", W, " x ", H,
+           " image has an aspect ratio over ", kMaxAspectRatio, ":1 (its centre crop would be ", short_side, " pixels of ",
+           long_side, ")");
   const auto new_long = static_cast<int64_t>(static_cast<double>(size * long_side) / static_cast<double>(short_side));
   const int64_t new_h = H <= W ? size : new_long, new_w = H <= W ? new_long : size;
   // Like Pillow: a horizontal pass, then a vertical one, each skipped when its

@@ -13,6 +13,10 @@ namespace m4 {
 constexpr std::array<double, 3> kClipImageMean = {0.48145466, 0.4578275, 0.40821073};
 constexpr std::array<double, 3> kClipImageStd = {0.26862954, 0.26130258, 0.27577711};
 
+// The widest image preprocessing takes: long side <= 32 x short side (what is
+// cut away beyond 1:1 is never seen; the resize before the crop is bounded).
+constexpr int64_t kMaxAspectRatio = 32;
+
 // pixels_u8: (B, C, H, W) or (C, H, W), uint8 RGB (C = 3) or grayscale (C = 1,
 // repeated to 3 channels, as convert_rgb). Steps:
 //  1. resize so the shortest side is `size` (the long side becomes
@@ -23,7 +27,8 @@ constexpr std::array<double, 3> kClipImageStd = {0.26862954, 0.26130258, 0.27577
 //  2. center crop size x size (top = (H - size) / 2, left = (W - size) / 2, floored);
 //  3. x / 255, then (x - mean) / std per channel, in float32.
 // Returns (B, 3, size, size) float32; a (C, H, W) input gives B = 1, as HF's
-// pixel_values. Bad inputs (not uint8, rank not 3/4, C not 1/3, empty, size < 1)
+// pixel_values. Bad inputs (not uint8, rank not 3/4, C not 1/3, empty, size < 1,
+// aspect ratio over kMaxAspectRatio)
 // throw m4::Error with a one-line message.
 at::Tensor clip_preprocess(const at::Tensor& pixels_u8, int64_t size,
                            const std::array<double, 3>& mean = kClipImageMean,

@@ -336,6 +336,33 @@ TEST_F(FirmwareCli, ForwardTakesRawPngWavAndImuCsvFiles) {
                         {"x.bmp", "unknown input kind '.bmp'"});
 }
 
+// Raw images whose size or shape would multiply memory are refused in one line
+// naming the file, before the decode or the resize allocates for them.
+TEST_F(FirmwareCli, RawImagesAreBoundedBeforeAllocation) {
+  const std::string fw = demo("fw");
+  auto forward = [&](const fs::path& in) {
+    return m4({"firmware", "forward", "--firmware", fw, "--module", "img_enc", "--input", in.string(), "--out",
+               (tmp_ / "o.safetensors").string()});
+  };
+  data::Image tall;
+  tall.channels = 1;
+  tall.height = 1;
+  tall.width = 100000;
+  tall.pixels.assign(100000, 7);
+  data::write_png(tmp_ / "tall.png", tall);
+  ASSERT_LT(fs::file_size(tmp_ / "tall.png"), 4096u);
+  CliRun t = forward(tmp_ / "tall.png");
+  expect_one_line_error(t, {"tall.png", "aspect ratio over 32:1"});
+  data::Image big;
+  big.channels = 1;
+  big.height = 9000;
+  big.width = 9000;
+  big.pixels.assign(9000ull * 9000ull, 0);
+  data::write_png(tmp_ / "big.png", big);
+  expect_one_line_error(forward(tmp_ / "big.png"), {"big.png", "9000 x 9000 image is over the limit of 67108864 pixels"});
+  EXPECT_FALSE(fs::exists(tmp_ / "o.safetensors"));
+}
+
 // `m4forge path`: each of the three paths runs on the demo firmware, loads only
 // its modules, and says so.
 TEST_F(FirmwareCli, PathsRunOnTheDemoLoadingOnlyTheirModules) {

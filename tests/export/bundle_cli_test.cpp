@@ -14,6 +14,7 @@
 #include "bundle/minisign.h"
 #include "bundle/tar_archive.h"
 #include "core/atomic_file.h"
+#include "data/png_image.h"
 #include "export/bundle_writer.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
@@ -528,6 +529,23 @@ TEST_F(BundleCli, RunClassifiesAnImuCsvFile) {
   std::ofstream(tmp_ / "bad.csv") << "1,2,3,4,5,6\n1,2,3,4,5\n";
   CliRun bad = m4({"run", "--firmware", fw_, "--bundle", b, "--pubkey", key_ + ".pub", "--input", (tmp_ / "bad.csv").string()});
   expect_one_line_error(bad, {"bad.csv:2", "expected 6 numbers"});
+}
+
+// An image input too wide to preprocess names the file (fashion_mnist: Path-2 on img_enc).
+TEST_F(BundleCli, RunNamesAnImageInputItRefuses) {
+  const std::string cfg = (test::repo_dir() / "configs" / "tasks" / "fashion_mnist.yaml").string();
+  const std::string a = make_adapter(fw_, tmp_ / "fm.safetensors", cfg);
+  const std::string b = (tmp_ / "fm.m4adapter").string();
+  ASSERT_EQ(m4({"export", "--adapter", a, "--task", cfg, "--firmware", fw_, "--key", key_ + ".key", "--out", b}).code, 0);
+  data::Image tall;
+  tall.channels = 1;
+  tall.height = 1;
+  tall.width = 100000;
+  tall.pixels.assign(100000, 7);
+  data::write_png(tmp_ / "tall.png", tall);
+  expect_one_line_error(m4({"run", "--firmware", fw_, "--bundle", b, "--pubkey", key_ + ".pub", "--input",
+                            (tmp_ / "tall.png").string()}),
+                        {"tall.png: ", "aspect ratio over 32:1"});
 }
 
 }  // namespace

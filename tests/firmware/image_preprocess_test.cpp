@@ -191,6 +191,10 @@ TEST(ImagePreprocess, BadInputsGiveOneLineErrors) {
   expect_error([] { clip_preprocess(at::zeros({1, 3, 0, 32}, at::kByte), 32); }, {"empty image"});
   expect_error([] { clip_preprocess(at::zeros({1, 3, 8, 8}, at::kByte), 0); }, {"size must be positive"});
   expect_error([] { clip_preprocess(at::Tensor(), 32); }, {"no image"});
+  // A 1 x 100000 image would be resized to 224 x 22,400,000 before its crop: refused.
+  expect_error([] { clip_preprocess(at::zeros({1, 1, 1, 100000}, at::kByte), 224); },
+               {"100000 x 1 image", "aspect ratio over 32:1"});
+  EXPECT_EQ(clip_preprocess(at::zeros({1, 1, 10, 320}, at::kByte), 32).sizes(), at::IntArrayRef({1, 3, 32, 32}));  // 32:1
 }
 
 }  // namespace
