@@ -172,6 +172,12 @@ void Adapter::load(const std::filesystem::path& path) {
 }
 
 void Adapter::load_tensors(const std::map<std::string, at::Tensor>& tensors, const std::string& where) {
+  // A NaN or infinity loads fine and turns every output into NaN: refuse it here.
+  for (const auto& [name, t] : tensors) {
+    if (!at::isFloatingType(t.scalar_type()) || t.numel() == 0 || at::isfinite(t).all().item<bool>()) continue;
+    M4_FAIL(ErrorCode::kBadInput, where, ": adapter tensor '", name, "' holds NaN or infinite values (",
+            at::isnan(t).sum().item<int64_t>(), " NaN, ", at::isinf(t).sum().item<int64_t>(), " infinite of ", t.numel(), ")");
+  }
   std::vector<std::string> problems;
   std::set<std::string> bound;
   std::vector<std::string> expected_names;

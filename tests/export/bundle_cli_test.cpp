@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,7 @@
 #include "bundle/minisign.h"
 #include "bundle/tar_archive.h"
 #include "core/atomic_file.h"
+#include "core/safetensors.h"
 #include "data/png_image.h"
 #include "export/bundle_writer.h"
 #include "firmware/firmware.h"
@@ -238,6 +240,21 @@ TEST_F(BundleCli, ExportFromARunDirectoryKeepsItsProvenance) {
   expect_one_line_error(m4({"export", "--run", run.string(), "--adapter", adapter_, "--firmware", fw_, "--key",
                             key_ + ".key", "--out", out2}),
                         {"give either --run RUN_DIR or --adapter A --task CONFIG"});
+}
+
+// An adapter holding a NaN exports nothing: every output it gave would be NaN.
+TEST_F(BundleCli, ExportRefusesAnAdapterWithNaN) {
+  SafetensorsFile f = SafetensorsFile::open(adapter_);
+  NamedTensors tensors;
+  for (const auto& info : f.tensors()) tensors.emplace_back(info.name, f.tensor(info).clone());
+  tensors.front().second.view({-1})[0] = std::numeric_limits<float>::quiet_NaN();
+  const fs::path bad = tmp_ / "nan.safetensors";
+  write_safetensors(bad, tensors, f.metadata());
+  const std::string out = (tmp_ / "nan.m4adapter").string();
+  expect_one_line_error(m4({"export", "--adapter", bad.string(), "--task", cfg_, "--firmware", fw_, "--key", key_ + ".key",
+                            "--out", out}),
+                        {"nan.safetensors", "holds NaN or infinite values", "1 NaN"});
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST_F(BundleCli, ExportIsReproducibleWithSourceDateEpoch) {

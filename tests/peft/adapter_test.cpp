@@ -4,6 +4,8 @@
 #include "peft/adapter.h"
 
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <torch/optim/adamw.h>
 
 #include "core/atomic_file.h"
@@ -148,6 +150,13 @@ TEST_F(DemoFirmware, SaveLoadRoundTripsAndLoadingFailsClosed) {
   test::expect_error([&] { b.load_tensors(wrong, "x.safetensors"); },
                      {"adapter tensor 'backbone.layers.0.self_attn.q_proj.lora_a' has shape [4, 7] but firmware m4-demo expects [4, ",
                       "hint: the adapter was built for another firmware"});
+  // NaN or infinity in an adapter: refused, counted, naming the tensor.
+  auto nan = t;
+  nan["backbone.layers.0.self_attn.q_proj.lora_b"] = t["backbone.layers.0.self_attn.q_proj.lora_b"].clone();
+  nan["backbone.layers.0.self_attn.q_proj.lora_b"].view({-1})[0] = std::numeric_limits<float>::quiet_NaN();
+  nan["backbone.layers.0.self_attn.q_proj.lora_b"].view({-1})[1] = std::numeric_limits<float>::infinity();
+  test::expect_error([&] { b.load_tensors(nan, "n.safetensors"); },
+                     {"n.safetensors: adapter tensor 'backbone.layers.0.self_attn.q_proj.lora_b'", "1 NaN, 1 infinite"});
   // A failed load changes nothing.
   auto after = b.parameters();
   for (size_t i = 0; i < saved.size(); ++i) EXPECT_TRUE(at::equal(after[i].tensor, saved[i].tensor));
