@@ -293,6 +293,21 @@ void Firmware::verify(int threads) const {
   }
   M4_CHECK(id.firmware_id == manifest_.firmware_id, ErrorCode::kMismatch, dir_.string(),
            ": recomputed firmware_id ", id.firmware_id, " differs from the recorded ", manifest_.firmware_id);
+  // The bytes are the recorded ones; they must also be numbers. A NaN or an
+  // infinity in a weight (an imported checkpoint that diverged) makes every
+  // output NaN, whatever adapter rides on it.
+  for (const auto& [name, m] : manifest_.modules) {
+    std::vector<fs::path> files;
+    for (const auto& w : m.weights) files.push_back(dir_ / w);
+    const WeightSet ws = WeightSet::open(files);
+    for (const auto& t : ws.names()) {
+      const at::Tensor x = ws.tensor(t);
+      if (!at::isFloatingType(x.scalar_type()) || x.numel() == 0 || at::isfinite(x).all().item<bool>()) continue;
+      M4_FAIL(ErrorCode::kBadInput, dir_.string(), ": module '", name, "' tensor '", t, "' holds NaN or infinite values (",
+              at::isnan(x).sum().item<int64_t>(), " NaN, ", at::isinf(x).sum().item<int64_t>(), " infinite of ", x.numel(),
+              ")");
+    }
+  }
 }
 
 FirmwareManifest create_firmware(const fs::path& out, const std::string& name, const std::string& version,

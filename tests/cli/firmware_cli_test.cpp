@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
@@ -93,6 +94,29 @@ TEST_F(FirmwareCli, InspectVerifyCatchesAFlippedWeightByte) {
   // A truncated weight file is caught by the cheap size check, without --verify.
   fs::resize_file(w, fs::file_size(w) - 1);
   expect_one_line_error(m4({"firmware", "inspect", fw}), {"model.safetensors", "changed after import"});
+}
+
+// A checkpoint whose weights hold a NaN imports (its bytes are what they are)
+// but `inspect --verify` reports it, naming the module and the tensor.
+TEST_F(FirmwareCli, InspectVerifyReportsNaNWeights) {
+  const fs::path src = tmp_ / "llama-nan";
+  fs::create_directories(src);
+  for (const char* f : {"config.json", "generation_config.json"}) fs::copy_file(test::fixtures() / "llama" / f, src / f);
+  SafetensorsFile orig = SafetensorsFile::open(test::fixtures() / "llama" / "model.safetensors");
+  NamedTensors tensors;
+  for (const auto& info : orig.tensors()) tensors.emplace_back(info.name, orig.tensor(info).clone());
+  for (auto& [name, t] : tensors) {
+    if (name == "model.layers.1.mlp.down_proj.weight") t.view({-1})[3] = std::numeric_limits<float>::quiet_NaN();
+  }
+  write_safetensors(src / "model.safetensors", tensors, orig.metadata());
+  const fs::path fw = tmp_ / "fw-nan";
+  ASSERT_EQ(m4({"firmware", "import-hf", "--backbone", src.string(), "--name", "nan", "--version", "0.1.0", "--out",
+                fw.string(), "--log-level", "warn"})
+                .code,
+            0);
+  CliRun v = m4({"firmware", "inspect", fw.string(), "--verify"});
+  expect_one_line_error(v, {"module 'backbone' tensor 'model.layers.1.mlp.down_proj.weight'", "1 NaN"});
+  EXPECT_EQ(v.code, 3);
 }
 
 TEST_F(FirmwareCli, ImportHfAndForwardMatchTheHfReference) {
