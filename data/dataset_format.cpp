@@ -88,6 +88,15 @@ std::vector<std::string> check_layouts(const std::vector<DatasetLayout>& layouts
                        " but 'input_ids' has " + shape_string(by_name[ds::kInputIds]->shape));
   }
   if (has(ds::kLabel) && attrs.label_names.empty()) problems.push_back("dataset 'label' needs 'label_names'");
+  // Images a model can take: gray or RGB, not empty (found here, not mid-training).
+  if (has(ds::kImage) && by_name[ds::kImage]->shape.size() == 4) {
+    const auto& sh = by_name[ds::kImage]->shape;
+    if (sh[1] != 1 && sh[1] != 3) {
+      problems.push_back("dataset 'image' has shape " + shape_string(sh) + ": " + std::to_string(sh[1]) +
+                         " channels, expected 1 (gray) or 3 (RGB)");
+    }
+    if (sh[2] <= 0 || sh[3] <= 0) problems.push_back("dataset 'image' has shape " + shape_string(sh) + ": empty images");
+  }
   return problems;
 }
 

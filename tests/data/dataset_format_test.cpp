@@ -117,6 +117,13 @@ TEST_F(DatasetFormat, WriterRejectsBadContentsAndLeavesNothing) {
   c.tensors["audio"] = at::zeros({10, 4});
   test::expect_error([&] { data::write_dataset(p, c); }, {"'audio' and 'audio_length' must come together",
                                                           "needs the attribute 'sample_rate'"});
+  // Images no encoder takes: caught in the file, not mid-training.
+  c = test::indexed_contents(10, 3);
+  c.tensors["image"] = at::zeros({10, 2, 4, 4}, at::kByte);
+  test::expect_error([&] { data::write_dataset(p, c); }, {"bad.h5", "2 channels, expected 1 (gray) or 3 (RGB)"});
+  c = test::indexed_contents(10, 3);
+  c.tensors["image"] = at::zeros({10, 3, 0, 0}, at::kByte);
+  test::expect_error([&] { data::write_dataset(p, c); }, {"bad.h5", "empty images"});
   EXPECT_TRUE(fs::is_empty(tmp_.path())) << "no output and no temp file after failures";
 }
 
