@@ -136,13 +136,11 @@ int compat_cmd(int argc, char** argv) {
   std::optional<minisign::PublicKey> key;
   if (r.count("pubkey")) key = minisign::read_public_key(r["pubkey"].as<std::string>());
   const bool allow = r.count("allow-retrain") != 0;
-  const FirmwareShapes shapes = firmware_shapes(fw);
-  std::vector<CompatRow> rows;
+  std::vector<fs::path> bundles;
+  for (const auto& b : r["bundles"].as<std::vector<std::string>>()) bundles.emplace_back(b);
+  const std::vector<CompatRow> rows = classify_bundles(bundles, key ? &*key : nullptr, fw);
   int refused = 0;
-  for (const auto& b : r["bundles"].as<std::vector<std::string>>()) {
-    rows.push_back(classify_bundle(b, key ? &*key : nullptr, fw, shapes));
-    refused += compat_accepted(rows.back(), allow) ? 0 : 1;
-  }
+  for (const auto& row : rows) refused += compat_accepted(row, allow) ? 0 : 1;
   if (r.count("json")) {
     json j = {{"firmware", fw.label()}, {"firmware_id", fw.id()}, {"signatures_checked", key.has_value()},
               {"allow_retrain", allow}, {"bundles", json::array()}};

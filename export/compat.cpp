@@ -1,6 +1,8 @@
 // Bundle-vs-firmware classification (see compat.h).
 #include "export/compat.h"
 
+#include <set>
+
 #include "bundle/bundle_reader.h"
 #include "core/error.h"
 #include "firmware/firmware.h"
@@ -52,6 +54,7 @@ CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::P
     }
     row.status = CompatStatus::kOk;
     row.detail = "bound to this firmware (" + fw.id() + ")";
+    row.modules = bundle_modules(m);
     return row;
   }
   if (const auto diff = first_touched_difference(m, shapes, fw.label())) {
@@ -68,6 +71,19 @@ CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::P
                             : "all " + std::to_string(m.touched.size()) +
                                   " touched tensors have the same shapes but the weights differ: retrain on " + fw.label();
   return row;
+}
+
+std::vector<CompatRow> classify_bundles(const std::vector<std::filesystem::path>& bundles, const minisign::PublicKey* key,
+                                        const Firmware& fw) {
+  const FirmwareShapes shapes = firmware_shapes(fw);
+  std::vector<CompatRow> rows;
+  std::set<std::string> needed;
+  for (const auto& b : bundles) {
+    rows.push_back(classify_bundle(b, key, fw, shapes));
+    needed.insert(rows.back().modules.begin(), rows.back().modules.end());
+  }
+  fw.verify_modules({needed.begin(), needed.end()});
+  return rows;
 }
 
 }  // namespace m4

@@ -22,12 +22,19 @@ struct CompatRow {
   std::string task;         // empty when the bundle is bad
   std::string firmware;     // what the bundle is bound to: "name@version"
   std::string detail;       // why (the offending tensor, the failed check, ...)
+  std::vector<std::string> modules;  // ok rows: the firmware modules the bundle depends on
   nlohmann::json to_json() const;
 };
 
 // Never throws for a bad bundle: its error becomes the row's detail.
 CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key, const Firmware& fw,
                           const FirmwareShapes& shapes);
+// Every bundle against `fw`, with the shapes read once; then the modules the
+// ok rows depend on are re-hashed, once each (binding means content): a
+// firmware whose bytes changed since import is an m4::Error naming the module,
+// never a table of ok rows.
+std::vector<CompatRow> classify_bundles(const std::vector<std::filesystem::path>& bundles, const minisign::PublicKey* key,
+                                        const Firmware& fw);
 // Whether the row may be deployed under the policy.
 bool compat_accepted(const CompatRow& row, bool allow_retrain);
 

@@ -1,6 +1,8 @@
 // Firmware binding checks (see firmware_binding.h).
 #include "export/firmware_binding.h"
 
+#include <set>
+
 #include "core/error.h"
 #include "firmware/firmware.h"
 #include "firmware/module_arch.h"
@@ -32,12 +34,28 @@ std::optional<std::string> first_touched_difference(const BundleManifest& m, con
   return std::nullopt;
 }
 
+std::vector<std::string> bundle_modules(const BundleManifest& m) {
+  std::set<std::string> mods;
+  for (const auto& [mod, digest] : m.module_digests) mods.insert(mod);
+  if (m.task_config.contains("modules") && m.task_config["modules"].is_array()) {
+    for (const auto& mod : m.task_config["modules"]) {
+      if (mod.is_string()) mods.insert(mod.get<std::string>());
+    }
+  }
+  return {mods.begin(), mods.end()};
+}
+
 void check_binding(const BundleManifest& m, const Firmware& fw, const std::string& where) {
   M4_CHECK(m.firmware_id == fw.id(), ErrorCode::kMismatch, where, ": firmware binding: bundle is bound to ", m.firmware_name,
            "@", m.firmware_version, " (", m.firmware_id, ") but ", fw.dir().string(), " is ", fw.label(), " (", fw.id(),
            ") (hint: m4forge compat tells whether the adapter needs retraining)");
   const auto diff = first_touched_difference(m, firmware_shapes(fw), fw.label());
   M4_CHECK(!diff, ErrorCode::kMismatch, where, ": firmware binding: ", diff.value_or(""));
+  try {
+    fw.verify_modules(bundle_modules(m));
+  } catch (const Error& e) {
+    M4_FAIL(e.code(), where, ": firmware binding: ", e.what());
+  }
 }
 
 }  // namespace m4

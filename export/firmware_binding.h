@@ -24,8 +24,14 @@ FirmwareShapes firmware_shapes(const Firmware& fw);
 std::optional<std::string> first_touched_difference(const BundleManifest& m, const FirmwareShapes& shapes,
                                                     const std::string& fw_label);
 
-// verify --firmware / run: the manifest's firmware_id must be `fw`'s and every
-// touched tensor present with its recorded shape. Throws naming `where`.
+// The firmware modules a bundle depends on: those its adapter touches and
+// those on its task's path, sorted.
+std::vector<std::string> bundle_modules(const BundleManifest& m);
+
+// verify --firmware / run: the manifest's firmware_id must be `fw`'s, every
+// touched tensor present with its recorded shape, and (binding means content)
+// the bytes of every module the bundle depends on re-hashed to the digests the
+// firmware_id covers: a firmware edited in place binds nothing. Throws naming `where`.
 void check_binding(const BundleManifest& m, const Firmware& fw, const std::string& where);
 
 }  // namespace m4

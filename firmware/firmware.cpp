@@ -284,6 +284,17 @@ FirmwareIdentity Firmware::compute_identity(int threads) const {
   return id;
 }
 
+void Firmware::verify_modules(const std::vector<std::string>& names, int threads) const {
+  for (const auto& name : names) {
+    M4_CHECK(manifest_.modules.count(name), ErrorCode::kMismatch, dir_.string(), ": no module '", name, "' in ", label());
+    const FirmwareModule& m = manifest_.modules.at(name);
+    const std::string digest = compute_module_digest(dir_, m, threads);
+    M4_CHECK(digest == m.digest, ErrorCode::kMismatch, dir_.string(), ": module '", name,
+             "' content changed since import (digest ", digest, ", recorded ", m.digest,
+             "): its bytes are not the firmware_id's (hint: re-import the firmware, or `firmware inspect --verify`)");
+  }
+}
+
 void Firmware::verify(int threads) const {
   FirmwareIdentity id = compute_identity(threads);
   for (const auto& [name, digest] : id.module_digests) {

@@ -95,6 +95,10 @@ class Firmware {
   FirmwareIdentity compute_identity(int threads = 0) const;
   // Throws m4::Error(kMismatch) naming the first module whose content changed.
   void verify(int threads = 0) const;
+  // The same for some modules only: their files re-hashed and compared with
+  // the digests firmware.json records (which firmware_id covers). What a
+  // bundle depends on is checked this way before it is trusted to bind.
+  void verify_modules(const std::vector<std::string>& names, int threads = 0) const;
 
  private:
   std::filesystem::path dir_;

@@ -468,6 +468,31 @@ TEST_F(BundleCli, RefusesATenGigabyteSizeClaim) {
   expect_refused("huge.m4adapter", b, {"entry 'adapter.safetensors' claims 10000000000 bytes, over its limit of 4294967296"});
 }
 
+// Binding means content: a firmware whose bytes were edited in place (same
+// size, same firmware.json) binds nothing that depends on the edited module.
+TEST_F(BundleCli, AFirmwareEditedInPlaceBindsNothingThatDependsOnIt) {
+  auto flip = [](const fs::path& w) {
+    std::fstream f(w, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-100, std::ios::end);
+    char c;
+    f.get(c);
+    f.seekp(-100, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x01));
+  };
+  // A module the translation bundle does not use: still bound (only what it depends on is re-hashed).
+  flip(fs::path(fw_) / "img_enc" / "model.safetensors");
+  EXPECT_EQ(verify(bundle_, fw_).code, 0);
+  // The backbone it adapts: refused by verify, compat and run.
+  flip(fs::path(fw_) / "backbone" / "model.safetensors");
+  CliRun v = verify(bundle_, fw_);
+  expect_one_line_error(v, {bundle_, "firmware binding", "module 'backbone' content changed since import"});
+  EXPECT_EQ(v.code, 4);
+  expect_one_line_error(m4({"compat", "--firmware", fw_, bundle_, "--pubkey", key_ + ".pub"}),
+                        {"module 'backbone' content changed since import"});
+  expect_one_line_error(m4({"run", "--firmware", fw_, "--bundle", bundle_, "--pubkey", key_ + ".pub", "--text", "Hallo Welt"}),
+                        {"firmware binding", "module 'backbone' content changed"});
+}
+
 TEST_F(BundleCli, RefusesABundleForFirmwareAOnFirmwareB) {
   const std::string b_fw = demo("fw-b", "1");  // same shapes, other weights
   expect_refused("other-fw.m4adapter", test::slurp(bundle_), {"firmware binding: bundle is bound to m4-demo@",
