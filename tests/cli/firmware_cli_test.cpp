@@ -79,14 +79,7 @@ TEST_F(FirmwareCli, InspectVerifyCatchesAFlippedWeightByte) {
   ASSERT_EQ(ok.code, 0) << ok.err;
   EXPECT_NE(ok.out.find("verify: ok"), std::string::npos);
   const fs::path w = fs::path(fw) / "backbone/model.safetensors";
-  {
-    std::fstream f(w, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(-100, std::ios::end);
-    char c;
-    f.get(c);
-    f.seekp(-100, std::ios::end);
-    f.put(static_cast<char>(c ^ 0x01));
-  }
+  test::flip_byte_near_end(w);
   CliRun bad = m4({"firmware", "inspect", fw, "--verify"});
   expect_one_line_error(bad, {"module 'backbone' content changed"});
   // Without --verify the size check still passes: inspect itself works.

@@ -471,19 +471,11 @@ TEST_F(BundleCli, RefusesATenGigabyteSizeClaim) {
 // Binding means content: a firmware whose bytes were edited in place (same
 // size, same firmware.json) binds nothing that depends on the edited module.
 TEST_F(BundleCli, AFirmwareEditedInPlaceBindsNothingThatDependsOnIt) {
-  auto flip = [](const fs::path& w) {
-    std::fstream f(w, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(-100, std::ios::end);
-    char c;
-    f.get(c);
-    f.seekp(-100, std::ios::end);
-    f.put(static_cast<char>(c ^ 0x01));
-  };
   // A module the translation bundle does not use: still bound (only what it depends on is re-hashed).
-  flip(fs::path(fw_) / "img_enc" / "model.safetensors");
+  test::flip_byte_near_end(fs::path(fw_) / "img_enc" / "model.safetensors");
   EXPECT_EQ(verify(bundle_, fw_).code, 0);
   // The backbone it adapts: refused by verify, compat and run.
-  flip(fs::path(fw_) / "backbone" / "model.safetensors");
+  test::flip_byte_near_end(fs::path(fw_) / "backbone" / "model.safetensors");
   CliRun v = verify(bundle_, fw_);
   expect_one_line_error(v, {bundle_, "firmware binding", "module 'backbone' content changed since import"});
   EXPECT_EQ(v.code, 4);

@@ -35,6 +35,17 @@ inline std::string quote(const std::string& s) {
   return q + "'";
 }
 
+// Flips one bit of the byte `from_end` bytes before the end of `file` (its
+// size unchanged): tensor data, for the tamper tests.
+inline void flip_byte_near_end(const std::filesystem::path& file, int64_t from_end = 100) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-from_end, std::ios::end);
+  char c;
+  f.get(c);
+  f.seekp(-from_end, std::ios::end);
+  f.put(static_cast<char>(c ^ 0x01));
+}
+
 class CliTest : public ::testing::Test {
  protected:
   CliRun m4(const std::vector<std::string>& args) {
