@@ -54,6 +54,28 @@ nlohmann::json resolve_plain(const std::string& s) {
   return s;
 }
 
+// Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF),
+// as JSON needs: a config is written back into run records and manifests.
+bool valid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
 std::string mark_of(const YAML::Node& n) {
   const YAML::Mark m = n.Mark();
   if (m.line < 0) return "";
@@ -83,6 +105,7 @@ nlohmann::json to_json(const YAML::Node& n, const std::string& where, Budget& bu
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Scalar:
+      M4_CHECK(valid_utf8(n.Scalar()), ErrorCode::kBadInput, where, mark_of(n), ": not valid UTF-8");
       // "?" = untagged plain scalar; "!" = quoted (non-specific tag): always a string.
       if (n.Tag() == "?") return resolve_plain(n.Scalar());
       if (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str") return n.Scalar();
@@ -98,6 +121,7 @@ nlohmann::json to_json(const YAML::Node& n, const std::string& where, Budget& bu
         M4_CHECK(kv.first.IsScalar(), ErrorCode::kBadInput, where, mark_of(kv.first),
                  ": mapping keys must be plain scalars");
         const std::string key = kv.first.Scalar();
+        M4_CHECK(valid_utf8(key), ErrorCode::kBadInput, where, mark_of(kv.first), ": a key is not valid UTF-8");
         // yaml-cpp keeps duplicates; silently taking one would hide a typo'd config.
         M4_CHECK(!obj.contains(key), ErrorCode::kBadInput, where, mark_of(kv.first), ": duplicate key '", key,
                  "'");

@@ -1,6 +1,8 @@
 // One input file decoded for a task's model (see input_file.h).
 #include "data/input_file.h"
 
+#include <ATen/ATen.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cmath>

@@ -76,6 +76,17 @@ TEST(YamlJson, AliasExpansionAndDepthAreBounded) {
   test::expect_error([&] { parse_yaml(deep, "deep.yaml"); }, {"deep.yaml"});
 }
 
+// Found by fuzz_yaml: a byte that is not UTF-8 parsed, then broke the json dump of run records.
+TEST(YamlJson, InvalidUtf8IsRefusedWithItsPlace) {
+  test::expect_error([] { parse_yaml("a: \"x\xff\"\n", "u.yaml"); }, {"u.yaml:1:4", "not valid UTF-8"});
+  test::expect_error([] { parse_yaml("\xc0\xaf: 1\n", "k.yaml"); }, {"k.yaml", "key is not valid UTF-8"});  // overlong '/'
+  test::expect_error([] { parse_yaml("a: \xed\xa0\x80\n", "s.yaml"); }, {"s.yaml", "not valid UTF-8"});  // a surrogate
+  // The fuzzer's own input (a job file with one bad byte), kept as a regression input.
+  const std::filesystem::path crash = test::repo_dir() / "tests" / "fixtures" / "fuzz" / "yaml-invalid-utf8.yaml";
+  test::expect_error([&] { read_yaml_file(crash); }, {"yaml-invalid-utf8.yaml", "not valid UTF-8"});
+  EXPECT_EQ(parse_yaml("a: \"gr\xc3\xbc\xc3\x9f \xf0\x9f\x99\x82\"\n", "ok.yaml")["a"], "gr\xc3\xbc\xc3\x9f \xf0\x9f\x99\x82");
+}
+
 TEST(YamlJson, MissingFileIsAnIoError) {
   test::TempDir dir;
   try {
