@@ -112,11 +112,7 @@ VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::Pub
 
 VerifiedBundle verify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key) {
   const std::string where = bundle.string();
-  std::error_code ec;
-  const auto st = std::filesystem::status(bundle, ec);
-  M4_CHECK(std::filesystem::exists(st), ErrorCode::kIo, where, ": no such bundle file");
-  M4_CHECK(std::filesystem::is_regular_file(st), ErrorCode::kIo, where, ": not a regular file (",
-           std::filesystem::is_directory(st) ? "a directory" : "a device, FIFO or socket", "); a bundle is a .m4adapter file");
+  check_regular_file(bundle, "bundle file");
   M4_CHECK(std::filesystem::file_size(bundle) > 0, ErrorCode::kBadInput, where, ": tar: empty file");
   auto file = MappedFile::open(bundle);
   VerifiedBundle v = verify_bundle_bytes(

@@ -192,9 +192,8 @@ int run_cmd(int argc, char** argv) {
   try {
     preds = bm.model->predict(batch);
   } catch (const Error& e) {
-    // A problem with the input (its size, shape, channels) names the input file.
-    if (!r.count("input") || e.code() != ErrorCode::kInvalidArgument) throw;
-    M4_FAIL(e.code(), r["input"].as<std::string>(), ": ", e.what());
+    if (!r.count("input")) throw;
+    rethrow_naming_input(e, r["input"].as<std::string>());  // its size, shape, channels
   }
   M4_CHECK(preds.size() == 1, ErrorCode::kInternal, "expected one prediction, got ", preds.size());
   std::cout << preds[0].text << "\n";

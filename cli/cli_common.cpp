@@ -91,6 +91,12 @@ ModuleInputs module_inputs_of(const std::filesystem::path& file) {
   return in;
 }
 
+void rethrow_naming_input(const Error& e, const std::filesystem::path& input) {
+  const std::string msg = e.what();
+  if (e.code() != ErrorCode::kInvalidArgument || msg.find(input.string()) != std::string::npos) throw e;
+  M4_FAIL(e.code(), input.string(), ": ", msg);
+}
+
 std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r) {
   if (r.count("firmware")) return r["firmware"].as<std::string>();
   if (const char* env = std::getenv("M4FORGE_FIRMWARE")) return env;

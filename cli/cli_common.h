@@ -9,6 +9,7 @@
 namespace m4 {
 struct TrainOptions;
 struct ModuleInputs;
+class Error;
 }
 
 namespace m4::cli {
@@ -47,6 +48,9 @@ std::vector<std::string> overrides_of(const cxxopts::ParseResult& r);
 // input decoded by data/input_file.h (.png -> pixels, .wav/.flac/.ogg -> audio
 // at 16 kHz, .csv -> imu).
 ModuleInputs module_inputs_of(const std::filesystem::path& file);
+// Rethrows `e`; a problem with an input's tensors (kInvalidArgument not yet
+// naming it) is prefixed with the input file, so the one line names it.
+[[noreturn]] void rethrow_naming_input(const Error& e, const std::filesystem::path& input);
 // --firmware DIR, else $M4FORGE_FIRMWARE; an error when neither is given.
 std::filesystem::path firmware_dir_option(const cxxopts::ParseResult& r);
 // The training loop's options shared by `train` and `train-many`

@@ -196,10 +196,7 @@ int forward_cmd(int argc, char** argv) {
     outs = forward_module(fw, module, module_inputs_of(in_path), hook);
     spdlog::info("forward of {} in {:.3f} s", module, seconds_since(t0));
   } catch (const Error& e) {
-    const std::string msg = e.what();
-    // Name the input file when the problem is in its tensors.
-    if (msg.find(in_path.string()) != std::string::npos || e.code() != ErrorCode::kInvalidArgument) throw;
-    M4_FAIL(e.code(), in_path.string(), ": ", msg);
+    rethrow_naming_input(e, in_path);
   }
   write_safetensors(out_path, outs, {{"firmware_id", fw.id()}, {"module", module}});
   std::cout << "wrote " << out_path.string() << ":";

@@ -5,8 +5,8 @@
 
 namespace m4 {
 
-nlohmann::json read_json_file(const std::filesystem::path& path) {
-  const std::string text = read_text_file(path, 64 << 20);
+nlohmann::json read_json_file(const std::filesystem::path& path, size_t max_bytes) {
+  const std::string text = read_text_file(path, max_bytes);
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

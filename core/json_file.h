@@ -12,8 +12,8 @@
 
 namespace m4 {
 
-// Reads and parses a (small) JSON file; m4::Error(kBadInput) names the file.
-nlohmann::json read_json_file(const std::filesystem::path& path);
+// Reads and parses a (small) JSON file of at most `max_bytes`; m4::Error(kBadInput) names the file.
+nlohmann::json read_json_file(const std::filesystem::path& path, size_t max_bytes = 64 << 20);
 
 // Throws one m4::Error "where: p1; p2; ..." if there are problems.
 void check_problems(const std::vector<std::string>& problems, const std::string& where,

@@ -13,6 +13,14 @@
 
 namespace m4 {
 
+void check_regular_file(const std::filesystem::path& path, const char* noun) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  M4_CHECK(std::filesystem::exists(st), ErrorCode::kIo, path.string(), ": no such ", noun);
+  M4_CHECK(std::filesystem::is_regular_file(st), ErrorCode::kIo, path.string(), ": not a regular file (",
+           std::filesystem::is_directory(st) ? "a directory" : "a device, FIFO or socket", ")");
+}
+
 std::shared_ptr<const MappedFile> MappedFile::open(const std::filesystem::path& path) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);

@@ -9,6 +9,11 @@
 
 namespace m4 {
 
+// Refuses, as m4::Error(kIo) naming `path`, a path that does not exist ("no such
+// <noun>") or is not a regular file (saying whether it is a directory or a
+// device, FIFO or socket): nothing may open a FIFO and wait on it.
+void check_regular_file(const std::filesystem::path& path, const char* noun = "file");
+
 class MappedFile {
  public:
   // Throws m4::Error (kIo) naming the file if it cannot be opened or mapped.

@@ -1,6 +1,10 @@
 // RFC 4180 CSV parsing (see csv_reader.h).
 #include "data/csv_reader.h"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 
@@ -92,6 +96,14 @@ CsvTable read_csv(const std::filesystem::path& path) {
   }
   M4_CHECK(!t.rows.empty(), ErrorCode::kBadInput, path.string(), ": no data rows after the header");
   return t;
+}
+
+bool parse_finite_float(const std::string& cell, float* out) {
+  if (cell.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  *out = std::strtof(cell.c_str(), &end);
+  return end == cell.c_str() + cell.size() && errno == 0 && std::isfinite(*out);
 }
 
 }  // namespace m4::data

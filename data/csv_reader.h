@@ -22,6 +22,9 @@ struct CsvTable {
   std::string where(size_t row) const;
 };
 
+// A CSV cell that is wholly one finite number (no trailing text, no NaN/inf).
+bool parse_finite_float(const std::string& cell, float* out);
+
 // Blank lines are skipped; a row with a different field count than the header
 // is an error naming its line.
 CsvTable read_csv(const std::filesystem::path& path);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 
 namespace m4::data {
 namespace {
@@ -107,11 +108,7 @@ H5File H5File::open_read(const std::filesystem::path& path) {
   quiet_hdf5();
   H5File f;
   f.where_ = path.string();
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  M4_CHECK(std::filesystem::exists(st), ErrorCode::kIo, f.where_, ": no such file");
-  M4_CHECK(std::filesystem::is_regular_file(st), ErrorCode::kIo, f.where_, ": not a regular file (",
-           std::filesystem::is_directory(st) ? "a directory" : "a device, FIFO or socket", ")");
+  check_regular_file(path);
   htri_t is = H5Fis_hdf5(path.c_str());
   if (is <= 0) {
     H5Eclear2(H5E_DEFAULT);

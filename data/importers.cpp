@@ -304,11 +304,9 @@ DatasetContents read_imu_csv(const ImportOptions& o) {
     }
     for (int a = 0; a < 6; ++a) {
       const std::string& s = t.rows[r][static_cast<size_t>(axes[a])];
-      char* end = nullptr;
-      errno = 0;
-      float v = std::strtof(s.c_str(), &end);
-      M4_CHECK(!s.empty() && end == s.c_str() + s.size() && errno == 0 && std::isfinite(v), ErrorCode::kBadInput,
-               t.where(r), ": column '", axis_names[a], "' is not a finite number ('", s, "')");
+      float v = 0;
+      M4_CHECK(parse_finite_float(s, &v), ErrorCode::kBadInput, t.where(r), ": column '", axis_names[a],
+               "' is not a finite number ('", s, "')");
       values.push_back(v);
     }
     ++count;

@@ -4,14 +4,13 @@
 #include <ATen/ATen.h>
 
 #include <cctype>
-#include <cerrno>
-#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/csv_reader.h"
 #include "data/dataset_format.h"
 #include "data/png_image.h"
 #include "data/resample.h"
@@ -34,17 +33,15 @@ at::Tensor read_imu_rows_csv(const fs::path& path) {
   int64_t rows = 0, lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
-    if (line.empty() || line == "\r") continue;
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();  // "\r\n" files
+    if (line.empty()) continue;
     std::stringstream ss(line);
     std::string cell;
     std::vector<float> row;
     bool numeric = true;
     while (std::getline(ss, cell, ',')) {
-      char* end = nullptr;
-      errno = 0;
-      const float f = std::strtof(cell.c_str(), &end);
-      while (end && *end && std::isspace(static_cast<unsigned char>(*end))) ++end;
-      if (end == cell.c_str() || *end != '\0' || errno != 0 || !std::isfinite(f)) numeric = false;
+      float f = 0;
+      numeric = parse_finite_float(cell, &f) && numeric;
       row.push_back(f);
     }
     if (!numeric && rows == 0 && lineno == 1) continue;  // a header line

@@ -56,9 +56,7 @@ ExportRequest export_request_from_config(const fs::path& adapter_file, const fs:
     req.prompt = load_prompt_template(root, req.task.prompt);
     req.labels = labels_from_datasets(req.task, *req.prompt);
   }
-  for (const auto& [split, file] : {std::pair<std::string, std::string>{"train", req.task.data.train}, {"test", req.task.data.test}}) {
-    if (!file.empty() && fs::is_regular_file(file)) req.dataset_digests[split] = file_sha256(file);
-  }
+  for (const auto& [split, d] : dataset_digests(req.task)) req.dataset_digests[split] = d.sha256;
   req.training = {{"optim", req.task.resolved.value("optim", json::object())},
                   {"train", req.task.resolved.value("train", json::object())}};
   return req;

@@ -4,6 +4,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/mapped_file.h"
 #include "core/sha256.h"
 
 namespace m4 {
@@ -222,22 +223,15 @@ RunRecord read_run_record(const fs::path& run_dir) {
   const fs::path file = run_record_path(run_dir);
   M4_CHECK(fs::exists(file), ErrorCode::kIo, file.string(), ": no run record (is ", run_dir.string(),
            " a run directory? `m4forge train` writes it)");
-  M4_CHECK(fs::is_regular_file(file), ErrorCode::kIo, file.string(), ": not a regular file");
-  const std::string text = read_text_file(file, k::kMaxBytes);
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    M4_FAIL(ErrorCode::kBadInput, file.string(), ": not valid JSON (", e.what(), ")");
-  }
-  return RunRecord::from_json(j, file.string());
+  check_regular_file(file, "run record");
+  return RunRecord::from_json(read_json_file(file, k::kMaxBytes), file.string());
 }
 
 RunRecord read_finished_run(const fs::path& run_dir) {
   RunRecord r = read_run_record(run_dir);
-  M4_CHECK(r.finished, ErrorCode::kMismatch, run_record_path(run_dir).string(), ": the run has not finished (",
-           r.steps, " of ", r.config.value("train", json::object()).value("steps", int64_t{0}),
-           " steps recorded; continue it with `m4forge train ... --resume`)");
+  const json* planned = at_path(r.config, "train.steps");
+  M4_CHECK(r.finished, ErrorCode::kMismatch, run_record_path(run_dir).string(), ": the run has not finished (", r.steps,
+           " of ", planned ? planned->dump() : std::string("?"), " steps recorded; continue it with `m4forge train ... --resume`)");
   return r;
 }
 
@@ -277,5 +271,13 @@ std::string resume_difference(const RunRecord& before, const RunRecord& now) {
 }
 
 std::string file_sha256(const fs::path& file) { return "sha256:" + to_hex(sha256_file(file)); }
+
+std::map<std::string, RunDataset> dataset_digests(const TaskConfig& task) {
+  std::map<std::string, RunDataset> out;
+  for (const auto& [split, file] : {std::pair<std::string, std::string>{"train", task.data.train}, {"test", task.data.test}}) {
+    if (!file.empty() && fs::is_regular_file(file)) out[split] = {file, file_sha256(file)};
+  }
+  return out;
+}
 
 }  // namespace m4

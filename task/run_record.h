@@ -121,5 +121,7 @@ std::string resume_difference(const RunRecord& before, const RunRecord& now);
 
 // "sha256:<hex>" of a file.
 std::string file_sha256(const std::filesystem::path& file);
+// The task's train and test files that exist, with their digests.
+std::map<std::string, RunDataset> dataset_digests(const TaskConfig& task);
 
 }  // namespace m4

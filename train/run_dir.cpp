@@ -81,7 +81,8 @@ void truncate_metrics(const fs::path& file, int64_t step) {
   while (std::getline(in, line)) {
     const bool complete = !in.eof();  // the last line of a killed writer has no newline
     nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (complete && row.is_object() && row.value("step", int64_t{-1}) <= step) {
+    const bool has_step = row.is_object() && row.contains("step") && row["step"].is_number_integer();
+    if (complete && has_step && row["step"].get<int64_t>() <= step) {
       kept += line + "\n";
     } else {
       changed = true;

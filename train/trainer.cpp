@@ -139,9 +139,7 @@ RunRecord start_record(const Firmware& fw, const TaskConfig& task, const PromptT
   r.firmware_id = fw.id();
   r.firmware_name = fw.manifest().name;
   r.firmware_version = fw.manifest().version;
-  for (const auto& [split, file] : {std::pair<std::string, std::string>{"train", task.data.train}, {"test", task.data.test}}) {
-    if (!file.empty() && fs::is_regular_file(file)) r.datasets[split] = {file, file_sha256(file)};
-  }
+  r.datasets = dataset_digests(task);
   r.world = comm.world();
   r.backend = comm.backend();
   r.seed = task.train.seed;

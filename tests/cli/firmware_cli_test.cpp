@@ -13,6 +13,7 @@
 #include "data/png_image.h"
 #include "data/wav.h"
 #include "tests/support/cli_test.h"
+#include "tests/support/image_files.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {
@@ -361,21 +362,11 @@ TEST_F(FirmwareCli, RawImagesAreBoundedBeforeAllocation) {
     return m4({"firmware", "forward", "--firmware", fw, "--module", "img_enc", "--input", in.string(), "--out",
                (tmp_ / "o.safetensors").string()});
   };
-  data::Image tall;
-  tall.channels = 1;
-  tall.height = 1;
-  tall.width = 100000;
-  tall.pixels.assign(100000, 7);
-  data::write_png(tmp_ / "tall.png", tall);
+  test::write_flat_png(tmp_ / "tall.png", 1, 1, 100000);
   ASSERT_LT(fs::file_size(tmp_ / "tall.png"), 4096u);
   CliRun t = forward(tmp_ / "tall.png");
   expect_one_line_error(t, {"tall.png", "aspect ratio over 32:1"});
-  data::Image big;
-  big.channels = 1;
-  big.height = 9000;
-  big.width = 9000;
-  big.pixels.assign(9000ull * 9000ull, 0);
-  data::write_png(tmp_ / "big.png", big);
+  test::write_flat_png(tmp_ / "big.png", 1, 9000, 9000, 0);
   expect_one_line_error(forward(tmp_ / "big.png"), {"big.png", "9000 x 9000 image is over the limit of 67108864 pixels"});
   EXPECT_FALSE(fs::exists(tmp_ / "o.safetensors"));
 }

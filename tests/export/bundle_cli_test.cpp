@@ -16,7 +16,6 @@
 #include "bundle/tar_archive.h"
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
-#include "data/png_image.h"
 #include "export/bundle_writer.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
@@ -25,6 +24,7 @@
 #include "task/run_record.h"
 #include "task/task_config.h"
 #include "tests/support/cli_test.h"
+#include "tests/support/image_files.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {
@@ -571,12 +571,7 @@ TEST_F(BundleCli, RunNamesAnImageInputItRefuses) {
   const std::string a = make_adapter(fw_, tmp_ / "fm.safetensors", cfg);
   const std::string b = (tmp_ / "fm.m4adapter").string();
   ASSERT_EQ(m4({"export", "--adapter", a, "--task", cfg, "--firmware", fw_, "--key", key_ + ".key", "--out", b}).code, 0);
-  data::Image tall;
-  tall.channels = 1;
-  tall.height = 1;
-  tall.width = 100000;
-  tall.pixels.assign(100000, 7);
-  data::write_png(tmp_ / "tall.png", tall);
+  test::write_flat_png(tmp_ / "tall.png", 1, 1, 100000);
   expect_one_line_error(m4({"run", "--firmware", fw_, "--bundle", b, "--pubkey", key_ + ".pub", "--input",
                             (tmp_ / "tall.png").string()}),
                         {"tall.png: ", "aspect ratio over 32:1"});
