@@ -31,6 +31,7 @@ constexpr const char* kUsage =
     "  train                train a task's adapter (one process, or under mpirun/srun)\n"
     "  train-many           train many tasks from a job file over one resident firmware (MPI: spread over ranks)\n"
     "  eval                 a task's metric: adapter, zero-shot, and (--from-scratch) a task-specific model\n"
+    "  report               write a run's (or a train-many job's) report.html with its curves and evaluations\n"
     "  keygen               an Ed25519 signing key pair (minisign formats)\n"
     "  export               a signed .m4adapter bundle bound to one firmware\n"
     "  verify               check a bundle's signature, digests and (with --firmware) binding\n"
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return m4::cli::run_train(argc - 1, argv + 1);
     if (cmd == "train-many") return m4::cli::run_train_many(argc - 1, argv + 1);
     if (cmd == "eval") return m4::cli::run_eval(argc - 1, argv + 1);
+    if (cmd == "report") return m4::cli::run_report(argc - 1, argv + 1);
     if (cmd == "keygen" || cmd == "export" || cmd == "verify" || cmd == "compat" || cmd == "run")
       return m4::cli::run_bundle_verb(cmd, argc - 1, argv + 1);
     std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;

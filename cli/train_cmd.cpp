@@ -12,7 +12,8 @@
 #include "core/error.h"
 #include "firmware/firmware.h"
 #include "task/task_config.h"
-#include "train/eval_report.h"
+#include "report/run_report.h"
+#include "train/eval_request.h"
 #include "train/trainer.h"
 
 namespace m4::cli {
@@ -109,6 +110,17 @@ int eval_cmd(int argc, char** argv) {
   std::optional<Firmware> fw;
   if (eval_needs_firmware(req)) fw.emplace(Firmware::open(firmware_dir_option(r)));
   const nlohmann::json out = evaluate_request(req, fw ? &*fw : nullptr);
+  // A run keeps every evaluation made of it; its report shows them.
+  std::string report;
+  if (r.count("run")) {
+    const std::filesystem::path run_dir = r["run"].as<std::string>();
+    try {  // a read-only run directory still gets its figures printed
+      append_evaluation(run_dir, out);
+      report = write_run_report(run_dir).html.string();
+    } catch (const std::exception& e) {
+      spdlog::warn("evaluation not recorded in {}: {}", run_dir.string(), e.what());
+    }
+  }
   const TaskConfig& task = req.task;
   if (r.count("json")) {
     std::cout << out.dump(1) << "\n";
@@ -124,6 +136,7 @@ int eval_cmd(int argc, char** argv) {
       }
       std::cout << "\n";
     }
+    if (!report.empty()) std::cout << "report: " << report << "\n";
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 #include "core/cpu_runtime.h"
 #include "core/error.h"
 #include "firmware/firmware.h"
+#include "task/run_record.h"
 #include "train/job.h"
 
 namespace m4::cli {
@@ -77,6 +78,7 @@ int train_many_cmd(int argc, char** argv) {
   std::cout << "rank " << rank << ": " << results.size() << " tasks, " << failed << " failed, " << stopped
             << " stopped; peak RSS " << process_memory().peak_kib / 1024 << " MiB"
             << (stopped ? " (continue with --resume)" : "") << "\n";
+  std::cout << "report: " << (jo.run_root / runkeys::kReportFile).string() << "\n";
   std::cout.flush();
   M4_CHECK(failed == 0, ErrorCode::kMismatch, job_file.string(), ": ", failed, " of ", results.size(),
            " tasks on rank ", rank, " failed (first: ", first_failure, ")");

@@ -3,7 +3,9 @@
 // report every problem found at once.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -14,6 +16,13 @@ namespace m4 {
 
 // Reads and parses a (small) JSON file of at most `max_bytes`; m4::Error(kBadInput) names the file.
 nlohmann::json read_json_file(const std::filesystem::path& path, size_t max_bytes = 64 << 20);
+
+// Calls fn(line number, row) for every non-empty line of a JSON Lines file;
+// `row` is discarded (row.is_discarded()) where the line is not JSON, for the
+// caller to count or refuse. The file must be a regular file (`noun` names it:
+// "metrics file") of at most `max_bytes`, both checked before it is read.
+void for_each_json_line(const std::filesystem::path& path, uint64_t max_bytes, const char* noun,
+                        const std::function<void(int64_t line_no, const nlohmann::json& row)>& fn);
 
 // Throws one m4::Error "where: p1; p2; ..." if there are problems.
 void check_problems(const std::vector<std::string>& problems, const std::string& where,

@@ -32,7 +32,8 @@ $M4 peft plan configs/tasks/fashion_mnist.yaml --firmware "$OUT/fw"
 $M4 train configs/tasks/fashion_mnist.yaml train.steps=150 train.eval_every=50 \
   --firmware "$OUT/fw" --run-dir "$OUT/runs/fashion_mnist"
 # eval --run and export --run read the run's record (run.json) and its adapter
-# alone: the config, template and labels it trained with.
+# alone: the config, template and labels it trained with. eval --run adds its
+# figures to the run's report.html.
 $M4 eval --run "$OUT/runs/fashion_mnist" --firmware "$OUT/fw" --limit 2000 --from-scratch
 
 # Ship it: a signing key, a signed bundle bound to this firmware, verification
@@ -57,3 +58,4 @@ PY
 $M4 run --firmware "$OUT/fw" --bundle "$OUT/fashion_mnist.m4adapter" --pubkey "$OUT/demo-key.pub" \
   --input "$OUT/test0.png"
 echo "demo: ok (outputs in $OUT/)"
+echo "demo: report: $PWD/$OUT/runs/fashion_mnist/report.html"

@@ -17,6 +17,7 @@ PACKAGES=(
   libhdf5-dev libsndfile1-dev libyaml-cpp-dev libpng-dev zlib1g-dev python3
   libopenmpi-dev openmpi-bin
   libsodium-dev minisign
+  chromium fonts-dejavu-core
   base-files
   dataset-fashion-mnist
 )

@@ -135,7 +135,8 @@ json RunRecord::to_json() const {
         {k::kPrecision, precision},
         {k::kSteps, steps},
         {k::kLastLoss, last_loss},
-        {k::kTrainableParameters, trainable_parameters}}},
+        {k::kTrainableParameters, trainable_parameters},
+        {k::kFrozenParameters, frozen_parameters}}},
       {k::kMetrics, metrics},
       {k::kM4forge, {{k::kVersion, m4forge_version}, {k::kRevision, m4forge_revision}}},
       {k::kStarted, started},
@@ -187,6 +188,8 @@ RunRecord RunRecord::from_json(const json& j, const std::string& where) {
   r.steps = t.integer(k::kSteps);
   r.last_loss = t.number(k::kLastLoss);
   r.trainable_parameters = t.integer(k::kTrainableParameters);
+  r.frozen_parameters = t.integer(k::kFrozenParameters, /*required=*/false);
+  if (!t.j.contains(k::kFrozenParameters)) r.frozen_parameters = -1;
   if (const json* m = f.get(k::kMetrics, json::value_t::object)) {
     for (const auto& [name, v] : m->items()) {
       if (v.is_number()) {

@@ -26,6 +26,9 @@ namespace runkeys {
 inline constexpr const char* kFormatTag = "m4forge-run/1";
 inline constexpr const char* kFile = "run.json";
 inline constexpr const char* kAdapterFile = "adapter.safetensors";
+inline constexpr const char* kMetricsFile = "metrics.jsonl";  // one row per step and per evaluation
+inline constexpr const char* kEvalsFile = "evals.jsonl";      // one row per `m4forge eval --run`
+inline constexpr const char* kReportFile = "report.html";     // report/run_report.h
 inline constexpr uint64_t kMaxBytes = 16ULL << 20;  // bounded before it is read
 // run.json keys
 inline constexpr const char* kFormat = "format";
@@ -57,6 +60,7 @@ inline constexpr const char* kPrecision = "precision";
 inline constexpr const char* kSteps = "steps";
 inline constexpr const char* kLastLoss = "last_loss";
 inline constexpr const char* kTrainableParameters = "trainable_parameters";
+inline constexpr const char* kFrozenParameters = "frozen_parameters";  // absent from records before it was added
 inline constexpr const char* kMetrics = "metrics";
 inline constexpr const char* kM4forge = "m4forge";
 inline constexpr const char* kVersion = "version";
@@ -93,6 +97,7 @@ struct RunRecord {
   int64_t steps = 0;
   double last_loss = 0;
   int64_t trainable_parameters = 0;
+  int64_t frozen_parameters = -1;  // -1: not recorded (older records)
   std::map<std::string, double> metrics;
 
   nlohmann::json to_json() const;

@@ -16,6 +16,7 @@
 #include "core/yaml_json.h"
 #include "firmware/module_loader.h"
 #include "peft/pattern.h"
+#include "report/job_report.h"
 #include "task/run_record.h"
 
 namespace m4 {
@@ -158,6 +159,22 @@ Job load_job(const fs::path& file) {
   return job;
 }
 
+namespace {
+
+// RUN_ROOT/report.html from every rank's log so far; failing to write it is
+// logged, never fails the job.
+void write_report(const fs::path& run_root, const Job& job) {
+  std::vector<std::string> names;
+  for (const JobTask& t : job.tasks) names.push_back(t.name);
+  try {
+    write_job_report(run_root, names);
+  } catch (const std::exception& e) {
+    spdlog::warn("job report not written: {}", e.what());
+  }
+}
+
+}  // namespace
+
 bool task_on_rank(size_t task_index, int rank, int world) {
   return world <= 1 || static_cast<int>(task_index % static_cast<size_t>(world)) == rank;
 }
@@ -229,7 +246,9 @@ std::vector<JobTaskResult> run_job(const Firmware& fw, const Job& job, const Job
         << "\n";
     log.flush();
     results.push_back(std::move(r));
+    write_report(options.run_root, job);
   }
+  write_report(options.run_root, job);  // also when this rank had no task
   return results;
 }
 

@@ -21,17 +21,26 @@
 #include "data/dataset_reader.h"
 #include "data/loader.h"
 #include "prompts/prompt_template.h"
+#include "report/run_report.h"
 #include "task/evaluate.h"
 #include "task/run_record.h"
 #include "task/task_model.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
-#include "train/curve_plot.h"
 #include "train/run_dir.h"
 #include "train/schedule.h"
 
 namespace m4 {
 namespace {
+
+// The run's report.html: failing to write it is logged, never fails the run.
+void write_report(const std::filesystem::path& run_dir) {
+  try {
+    spdlog::info("report: {}", write_run_report(run_dir).html.string());
+  } catch (const std::exception& e) {
+    spdlog::warn("report not written: {}", e.what());
+  }
+}
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -122,7 +131,7 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
 // The record of this run as it starts: everything export, eval and --resume
 // later read instead of the repository, the config file or the datasets.
 RunRecord start_record(const Firmware& fw, const TaskConfig& task, const PromptTemplate* prompt, TaskModel& model,
-                       const std::vector<std::string>& label_names, const Communicator& comm, int64_t trainable) {
+                       const std::vector<std::string>& label_names, const Communicator& comm, const Adapter& adapter) {
   RunRecord r;
   r.task = task.task;
   r.path = task.path;
@@ -147,7 +156,8 @@ RunRecord start_record(const Firmware& fw, const TaskConfig& task, const PromptT
   r.m4forge_version = m4forge_version();
   r.m4forge_revision = m4forge_revision();
   r.started = static_cast<int64_t>(std::time(nullptr));
-  r.trainable_parameters = trainable;
+  r.trainable_parameters = adapter.trainable_count();
+  r.frozen_parameters = adapter.total_count() - adapter.trainable_count();
   return r;
 }
 
@@ -214,8 +224,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   ao.weight_decay = task.optim.weight_decay;
   AdamW optimizer(params, ao);
 
-  RunRecord record = start_record(fw, task, prompt ? &*prompt : nullptr, model, label_names, comm,
-                                  adapter.trainable_count());
+  RunRecord record = start_record(fw, task, prompt ? &*prompt : nullptr, model, label_names, comm, adapter);
   if (lead && opt.resume) check_same_run(opt.run_dir, &record);
   comm.barrier();  // every rank past the checks before anyone trains
 
@@ -240,7 +249,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
     record.steps = state.step;
     write_run_record(opt.run_dir, record);
     // Rows logged after the checkpoint are logged again by this run.
-    truncate_metrics(opt.run_dir / "metrics.jsonl", state.step);
+    truncate_metrics(opt.run_dir / runkeys::kMetricsFile, state.step);
     spdlog::info("task {} on {}: {} ranks ({}), global batch {} = {} x {} x {}; trainable params: {} || all params: {} "
                  "|| trainable%: {:.4f}",
                  task.task, fw.label(), world, comm.backend(), task.train.batch_size, per_rank, world, accum,
@@ -249,7 +258,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   }
   adapter.check_frozen();
   std::ofstream metrics;
-  if (lead) metrics.open(opt.run_dir / "metrics.jsonl", std::ios::app);
+  if (lead) metrics.open(opt.run_dir / runkeys::kMetricsFile, std::ios::app);
   const bool tty = lead && ::isatty(STDERR_FILENO);
   const auto t0 = Clock::now();
   const int64_t first_step = state.step;
@@ -354,7 +363,13 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   summary.steps = state.step;
   summary.last_loss = state.last_loss;
   summary.preempted = stopped;
-  if (stopped) return summary;
+  if (stopped) {
+    if (lead) {
+      metrics.close();
+      write_report(opt.run_dir);
+    }
+    return summary;
+  }
 
   save();
   if (auto r = eval_now(opt.final_eval_limit)) {
@@ -373,7 +388,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
     record.metrics = summary.metrics;
     write_run_record(opt.run_dir, record);  // last: a finished record means the adapter is there
     metrics.close();
-    plot_curve(read_curve(opt.run_dir / "metrics.jsonl"), opt.run_dir / "curve.png");
+    write_report(opt.run_dir);
     spdlog::info("wrote {}", (opt.run_dir / "adapter.safetensors").string());
   }
   comm.barrier();

@@ -45,6 +45,7 @@ RunRecord sample() {
   r.steps = 100;
   r.last_loss = 0.25;
   r.trainable_parameters = 2048;
+  r.frozen_parameters = 1000000;
   r.metrics["accuracy"] = 0.5;
   return r;
 }
@@ -59,6 +60,16 @@ TEST(RunRecord, RoundTripsThroughJson) {
   EXPECT_EQ(back.labels, r.labels);
   EXPECT_EQ(back.datasets.at("test").sha256, "sha256:22");
   EXPECT_DOUBLE_EQ(back.metrics.at("accuracy"), 0.5);
+  EXPECT_EQ(back.frozen_parameters, 1000000);
+}
+
+TEST(RunRecord, ARecordWithoutTheFrozenCountStillReads) {
+  // Records written before training.frozen_parameters existed.
+  json j = sample().to_json();
+  j["training"].erase("frozen_parameters");
+  EXPECT_EQ(RunRecord::from_json(j, "run.json").frozen_parameters, -1);
+  j["training"]["frozen_parameters"] = "lots";
+  test::expect_error([&] { RunRecord::from_json(j, "x/run.json"); }, {"x/run.json", "training.frozen_parameters has the wrong type"});
 }
 
 TEST(RunRecord, RefusesMalformedRecordsNamingEveryProblem) {

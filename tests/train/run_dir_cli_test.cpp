@@ -71,7 +71,8 @@ TEST_F(RunDirCli, BundleCarriesTheTrainedTemplateAfterTheRepositoryChanged) {
   EXPECT_EQ(record["status"], "finished");
   EXPECT_EQ(record["prompt"]["labels"].size(), 10u);
   EXPECT_EQ(record["training"]["world"], 1);
-  EXPECT_FALSE(fs::exists(tmp_ / "run" / "curve.png.tmp"));
+  EXPECT_TRUE(fs::exists(tmp_ / "run" / "report.html"));
+  for (const auto& e : fs::directory_iterator(tmp_ / "run")) EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 
   // Between training and export: the template is edited, the config and the datasets are gone.
   std::string edited = trained;

@@ -97,6 +97,13 @@ TEST_F(TrainMany, AFailingTaskIsReportedAndTheOthersStillTrain) {
   expect_one_line_error(r, {"failing.yaml", "1 of 2 tasks", "broken", "/nonexistent/train.h5"});
   EXPECT_TRUE(fs::exists(tmp_ / "failing" / "fine" / "adapter.safetensors"));
   EXPECT_NE(r.out.find("failed broken"), std::string::npos) << r.out;
+  // The job's report: both tasks, the failure with its reason, a link to the one that trained.
+  const std::string report = test::slurp(tmp_ / "failing" / "report.html");
+  EXPECT_NE(r.out.find("report: " + (tmp_ / "failing" / "report.html").string()), std::string::npos) << r.out;
+  EXPECT_NE(report.find("<td>broken</td><td class=\"failed\">failed</td>"), std::string::npos) << report;
+  EXPECT_NE(report.find("/nonexistent/train.h5"), std::string::npos);
+  EXPECT_NE(report.find("<a href=\"fine/report.html\">fine</a></td><td class=\"done\">done</td>"), std::string::npos) << report;
+  EXPECT_TRUE(fs::exists(tmp_ / "failing" / "fine" / "report.html"));
 }
 
 TEST_F(TrainMany, StoppedJobResumesToTheSameAdaptersAndNeverOverwritesARun) {
@@ -110,6 +117,10 @@ TEST_F(TrainMany, StoppedJobResumesToTheSameAdaptersAndNeverOverwritesARun) {
   EXPECT_NE(cut.out.find("preempted first"), std::string::npos) << cut.out;
   EXPECT_NE(cut.out.find("not_started tiny_images"), std::string::npos) << cut.out;
   EXPECT_FALSE(fs::exists(tmp_ / "cut" / "tiny_images"));
+  // The preempted run's report says so; the job's lists the task that never started.
+  EXPECT_NE(test::slurp(tmp_ / "cut" / "first" / "report.html").find("running or interrupted (3 steps recorded)"), std::string::npos);
+  EXPECT_NE(test::slurp(tmp_ / "cut" / "report.html").find("<td>tiny_images</td><td class=\"not_started\">not_started</td>"),
+            std::string::npos);
 
   auto again = many_args(j, "cut");
   CliRun refused = m4(again);  // without --resume a started run is never overwritten
@@ -137,6 +148,8 @@ TEST_F(TrainMany, MpiRanksSplitTheTasks) {
   EXPECT_NE(two.out.find("done tiny_images (rank 1)"), std::string::npos) << two.out;
   EXPECT_NE(two.out.find("done third (rank 0)"), std::string::npos) << two.out;
   EXPECT_NE(test::slurp(tmp_ / "two" / "job-rank1.jsonl").find("\"task\":\"tiny_images\""), std::string::npos);
+  // Both ranks wrote the job's report; the last one left it complete.
+  EXPECT_NE(test::slurp(tmp_ / "two" / "report.html").find("3 tasks: 3 done"), std::string::npos);
   for (const char* t : {"first", "tiny_images", "third"}) {
     EXPECT_TRUE(same_adapter(tmp_ / "one" / t / "adapter.safetensors", tmp_ / "two" / t / "adapter.safetensors")) << t;
   }

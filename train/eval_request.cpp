@@ -1,5 +1,5 @@
-// Evaluation of an adapter against its baselines (see eval_report.h).
-#include "train/eval_report.h"
+// Evaluation of an adapter against its baselines (see eval_request.h).
+#include "train/eval_request.h"
 
 #include "core/error.h"
 #include "data/dataset_reader.h"
