@@ -1,6 +1,7 @@
 // manifest.json of a bundle: writer and validating reader share bundlekeys.
 #include "bundle/bundle_manifest.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "core/json_file.h"
@@ -32,7 +33,8 @@ struct Reader {
       return nullptr;
     }
     const json& v = j.at(key);
-    const bool ok = type == json::value_t::number_integer ? v.is_number_integer()
+    const bool ok = type == json::value_t::number_float     ? v.is_number()
+                    : type == json::value_t::number_integer ? v.is_number_integer()
                                                           : (type == json::value_t::number_unsigned ? v.is_number_unsigned()
                                                                                                      : v.type() == type);
     if (!ok) {
@@ -92,6 +94,12 @@ json BundleManifest::to_json() const {
                     {k::kSha256, adapter_sha256},
                     {k::kSize, adapter_size},
                     {k::kTensors, tensors_json(adapter_tensors, true)}};
+  if (canary) {
+    j[k::kCanary] = {{k::kName, k::kCanaryFile},          {k::kSha256, canary->sha256},
+                     {k::kSize, canary->size},            {k::kCanaryProbes, canary->probes},
+                     {k::kCanarySeed, canary->seed},      {k::kCanaryOutput, canary->output},
+                     {k::kCanaryTolerance, canary->tolerance}, {k::kCanaryEffect, canary->effect}};
+  }
   j[k::kProvenance] = provenance;
   return j;
 }
@@ -163,6 +171,26 @@ BundleManifest BundleManifest::from_json(const json& j, const std::string& where
     m.adapter_tensors = r.tensors(*a, k::kAdapter, k::kTensors, true);
     if (m.adapter_sha256.rfind("sha256:", 0) != 0 || m.adapter_sha256.size() != 7 + 64)
       r.problems.push_back("'adapter.sha256' is not a sha256:<64 hex> digest");
+  }
+  if (j.contains(k::kCanary)) {
+    BundleManifest::Canary c;
+    if (const json* a = r.get(j, "", k::kCanary, json::value_t::object)) {
+      if (r.str(*a, k::kCanary, k::kName) != k::kCanaryFile && a->contains(k::kName))
+        r.problems.push_back(std::string("'canary.name' must be ") + k::kCanaryFile);
+      c.sha256 = r.str(*a, k::kCanary, k::kSha256);
+      if (c.sha256.rfind("sha256:", 0) != 0 || c.sha256.size() != 7 + 64)
+        r.problems.push_back("'canary.sha256' is not a sha256:<64 hex> digest");
+      if (const json* v = r.get(*a, k::kCanary, k::kSize, json::value_t::number_unsigned)) c.size = v->get<uint64_t>();
+      if (const json* v = r.get(*a, k::kCanary, k::kCanaryProbes, json::value_t::number_integer)) c.probes = v->get<int64_t>();
+      if (c.probes < 1 || c.probes > 64) r.problems.push_back("'canary.probes' must be 1..64");
+      if (const json* v = r.get(*a, k::kCanary, k::kCanarySeed, json::value_t::number_unsigned)) c.seed = v->get<uint64_t>();
+      c.output = r.str(*a, k::kCanary, k::kCanaryOutput);
+      if (const json* v = r.get(*a, k::kCanary, k::kCanaryTolerance, json::value_t::number_float)) c.tolerance = v->get<double>();
+      if (const json* v = r.get(*a, k::kCanary, k::kCanaryEffect, json::value_t::number_float)) c.effect = v->get<double>();
+      if (!(c.tolerance > 0) || !std::isfinite(c.tolerance)) r.problems.push_back("'canary.tolerance' must be a positive number");
+      if (!(c.effect >= 0) || !std::isfinite(c.effect)) r.problems.push_back("'canary.effect' must be a non-negative number");
+    }
+    m.canary = c;
   }
   if (const json* p = r.get(j, "", k::kProvenance, json::value_t::object)) m.provenance = *p;
   check_problems(r.problems, where);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,11 +17,13 @@ inline constexpr const char* kFormatTag = "m4forge-bundle/1";
 // Archive entries, in the order the writer stores them.
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kAdapterFile = "adapter.safetensors";
+inline constexpr const char* kCanaryFile = "canary.safetensors";  // export/canary.h; absent from bundles made before it
 inline constexpr const char* kSignatureFile = "manifest.json.minisig";
 // Entry size limits the reader enforces before touching any data.
 inline constexpr uint64_t kMaxManifestBytes = 1ULL << 20;
 inline constexpr uint64_t kMaxAdapterBytes = 4ULL << 30;
 inline constexpr uint64_t kMaxSignatureBytes = 4096;
+inline constexpr uint64_t kMaxCanaryBytes = 64ULL << 20;
 // manifest.json keys
 inline constexpr const char* kFormat = "format";
 inline constexpr const char* kCreated = "created";  // unix seconds; also every tar entry's mtime
@@ -46,6 +49,12 @@ inline constexpr const char* kTensors = "tensors";
 inline constexpr const char* kName = "name";
 inline constexpr const char* kShape = "shape";
 inline constexpr const char* kDtype = "dtype";
+inline constexpr const char* kCanary = "canary";  // {name, sha256, size, probes, seed, output, tolerance, effect}
+inline constexpr const char* kCanaryProbes = "probes";
+inline constexpr const char* kCanarySeed = "seed";
+inline constexpr const char* kCanaryOutput = "output";        // what the probe outputs are, in words
+inline constexpr const char* kCanaryTolerance = "tolerance";  // max |diff| accepted against the expected outputs
+inline constexpr const char* kCanaryEffect = "effect";        // max |adapter - no adapter| at export
 inline constexpr const char* kProvenance = "provenance";
 inline constexpr const char* kDatasetDigests = "dataset_digests";
 inline constexpr const char* kTraining = "training";
@@ -80,6 +89,16 @@ struct BundleManifest {
   uint64_t adapter_size = 0;
   std::vector<BundleTensor> adapter_tensors;  // what adapter.safetensors holds, sorted by name
   nlohmann::json provenance = nlohmann::json::object();
+  // The canary entry (docs/bundle-format.md); null in bundles made before canaries.
+  struct Canary {
+    std::string sha256;
+    uint64_t size = 0;
+    int64_t probes = 0;
+    uint64_t seed = 0;
+    std::string output;
+    double tolerance = 0, effect = 0;
+  };
+  std::optional<Canary> canary;
 
   nlohmann::json to_json() const;
   // Validates types and required keys, every problem in one m4::Error naming `where`.

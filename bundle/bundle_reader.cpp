@@ -55,7 +55,8 @@ void check_adapter_header(std::string_view bytes, const BundleManifest& m, const
 BundleEntries read_bundle_entries(std::string_view archive, const std::string& where) {
   const std::map<std::string, uint64_t> limits = {{k::kManifestFile, k::kMaxManifestBytes},
                                                   {k::kAdapterFile, k::kMaxAdapterBytes},
-                                                  {k::kSignatureFile, k::kMaxSignatureBytes}};
+                                                  {k::kSignatureFile, k::kMaxSignatureBytes},
+                                                  {k::kCanaryFile, k::kMaxCanaryBytes}};
   BundleEntries e;
   bool m = false, a = false, s = false;
   for (const TarEntry& t : read_tar(archive, limits, where)) {
@@ -68,6 +69,8 @@ BundleEntries read_bundle_entries(std::string_view archive, const std::string& w
     } else if (t.name == k::kSignatureFile) {
       e.signature = t.data;
       s = true;
+    } else if (t.name == k::kCanaryFile) {
+      e.canary = t.data;
     }
   }
   const char* missing = !m ? k::kManifestFile : !a ? k::kAdapterFile : !s ? k::kSignatureFile : nullptr;
@@ -107,6 +110,20 @@ VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::Pub
            "): the tensor data was changed");
   check_adapter_header(e.adapter, v.manifest, where);
   v.adapter = e.adapter;
+  // The canary: present exactly when the manifest pins it, and its bytes the pinned ones.
+  if (v.manifest.canary) {
+    const auto& c = *v.manifest.canary;
+    M4_CHECK(!e.canary.empty(), ErrorCode::kBadInput, where, ": tar: the manifest pins ", k::kCanaryFile, " but the bundle has none");
+    M4_CHECK(e.canary.size() == c.size, ErrorCode::kMismatch, where, ": ", k::kCanaryFile, " has ", e.canary.size(),
+             " bytes but the manifest says ", c.size);
+    const std::string cd = "sha256:" + to_hex(sha256(e.canary));
+    M4_CHECK(cd == c.sha256, ErrorCode::kMismatch, where, ": ", k::kCanaryFile, " digest mismatch (", cd, ", manifest says ",
+             c.sha256, ")");
+    v.canary = e.canary;
+  } else {
+    M4_CHECK(e.canary.empty(), ErrorCode::kMismatch, where, ": tar: ", k::kCanaryFile,
+             " is in the bundle but the manifest does not pin it (not covered by the signature)");
+  }
   return v;
 }
 

@@ -14,11 +14,12 @@ namespace m4 {
 
 class MappedFile;
 
-// The three entries of a bundle, as views into `archive`.
+// The entries of a bundle, as views into `archive` (`canary` empty in bundles
+// made before canaries).
 struct BundleEntries {
-  std::string_view manifest, adapter, signature;
+  std::string_view manifest, adapter, signature, canary;
 };
-// Structure checks only (exactly the three names, regular files, bounds).
+// Structure checks only (the known names, each once, regular files, bounds).
 BundleEntries read_bundle_entries(std::string_view archive, const std::string& where);
 
 struct VerifiedBundle {
@@ -27,6 +28,7 @@ struct VerifiedBundle {
   BundleManifest manifest;
   std::string trusted_comment;
   std::string_view adapter;  // adapter.safetensors bytes, inside the mapping
+  std::string_view canary;   // canary.safetensors bytes (digest checked); empty when the bundle has none
 };
 
 // Every check that needs no firmware; throws one m4::Error "<bundle>: <check>: ...".

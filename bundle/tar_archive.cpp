@@ -164,7 +164,7 @@ std::vector<TarEntry> read_tar(std::string_view archive, const std::map<std::str
     if (lim == limits.end()) {
       std::string expected;
       for (const auto& [n, _] : limits) expected += (expected.empty() ? "" : ", ") + n;
-      M4_FAIL(ErrorCode::kBadInput, w, "unexpected ", shown, " (a bundle holds exactly: ", expected, ")");
+      M4_FAIL(ErrorCode::kBadInput, w, "unexpected ", shown, " (a bundle holds only: ", expected, ")");
     }
     M4_CHECK(seen.insert(full).second, ErrorCode::kBadInput, w, shown, " appears twice");
     uint64_t size = 0;

@@ -87,7 +87,8 @@ int export_cmd(int argc, char** argv) {
 
 int verify_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge verify", "Check a bundle: tar structure, signature, digests, adapter header and, with\n"
-                                       "--firmware, that it is bound to exactly that firmware. Exit 0 only if all hold.");
+                                       "--firmware, that it is bound to exactly that firmware and that its canary gives the outputs it\n"
+                                       "gave at export (not drifted, not without effect). Exit 0 only if all hold.");
   o.add_options()("bundle", "NAME.m4adapter", cxxopts::value<std::string>())(
       "pubkey", "minisign public key (KEY.pub)", cxxopts::value<std::string>())(
       "firmware", "check the binding to this firmware directory", cxxopts::value<std::string>());
@@ -101,11 +102,16 @@ int verify_cmd(int argc, char** argv) {
   const minisign::PublicKey key = minisign::read_public_key(required(r, "pubkey"));
   const VerifiedBundle v = verify_bundle(bundle, &key);
   const BundleManifest& m = v.manifest;
-  std::string binding = "not checked (no --firmware)";
+  std::string binding = "not checked (no --firmware)", canary = m.canary ? "not run (no --firmware)" : "none (a bundle made before canaries)";
   if (r.count("firmware")) {
     const Firmware fw = Firmware::open(r["firmware"].as<std::string>());
     check_binding(m, fw, bundle.string());
     binding = "ok (" + fw.label() + ", " + std::to_string(m.touched.size()) + " touched tensors present)";
+    // The canary runs on the model the bundle makes on this firmware, as a device would.
+    if (m.canary) {
+      const BundleModel bm = open_bound_bundle_model(fw, v);
+      canary = std::to_string(m.canary->probes) + " probes (" + m.canary->output + "): " + bm.canary->describe();
+    }
   }
   std::cout << bundle.string() << ": ok\n"
             << "  task:        " << m.task << " (path " << m.path << ")\n"
@@ -113,7 +119,8 @@ int verify_cmd(int argc, char** argv) {
             << "  trusted:     " << v.trusted_comment << "\n"
             << "  bound to:    " << m.firmware_name << "@" << m.firmware_version << " (" << m.firmware_id << ")\n"
             << "  adapter:     " << m.adapter_size << " bytes, " << m.adapter_sha256 << "\n"
-            << "  binding:     " << binding << "\n";
+            << "  binding:     " << binding << "\n"
+            << "  canary:      " << canary << "\n";
   return 0;
 }
 
@@ -160,12 +167,12 @@ int compat_cmd(int argc, char** argv) {
     for (const auto& row : rows) {
       std::cout << std::left << std::setw(static_cast<int>(w) + 2) << row.bundle.string() << std::setw(14)
                 << compat_status_name(row.status) << std::setw(24) << (row.task.empty() ? "-" : row.task) << row.detail
-                << "\n";
+                << (row.canary.empty() ? "" : "; canary " + row.canary) << "\n";
     }
   }
   std::cout.flush();
   M4_CHECK(refused == 0, ErrorCode::kMismatch, "compat: ", refused, " of ", rows.size(), " bundles are not deployable on ",
-           fw.label(), allow ? "" : " (retrain rows need --allow-retrain)");
+           fw.label(), allow ? " (a retrain row is deployable only where its canary holds)" : " (retrain rows need --allow-retrain)");
   return 0;
 }
 

@@ -10,9 +10,11 @@
 #include "cli/cli_common.h"
 #include "cluster/communicator.h"
 #include "core/error.h"
+#include "core/mapped_file.h"
+#include "export/bundle_model.h"
 #include "firmware/firmware.h"
-#include "task/task_config.h"
 #include "report/run_report.h"
+#include "task/task_config.h"
 #include "train/eval_request.h"
 #include "train/trainer.h"
 
@@ -75,10 +77,16 @@ int eval_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge eval", "A task's metric on its test split with an adapter, zero-shot (no adapter) as the\n"
                                      "baseline and, with --from-scratch, a small task-specific model trained from random\n"
                                      "init on the training split: `m4forge eval --run RUN_DIR` (the run's record alone:\n"
-                                     "config, template, labels, adapter) or `m4forge eval CONFIG --adapter A [key=value ...]`.");
+                                     "config, template, labels, adapter), `m4forge eval --bundle B.m4adapter --pubkey K.pub [--data TEST.h5]`\n"
+                                     "(the bundle alone, as a device runs it) or `m4forge eval CONFIG --adapter A [key=value ...]`.");
   add_config_args(o);
   o.add_options()("firmware", "firmware directory (default: $M4FORGE_FIRMWARE)", cxxopts::value<std::string>())(
       "run", "a finished training run directory (instead of CONFIG and --adapter)", cxxopts::value<std::string>())(
+      "bundle", "a signed .m4adapter, evaluated as a device runs it (verified, bound, canary re-run; needs --pubkey)",
+      cxxopts::value<std::string>())(
+      "pubkey", "minisign public key for --bundle", cxxopts::value<std::string>())(
+      "data", "with --bundle: the test split to evaluate on (default: the bundle config's data.test)",
+      cxxopts::value<std::string>())(
       "adapter", "adapter .safetensors (a run's adapter.safetensors)", cxxopts::value<std::string>())(
       "limit", "evaluate the first N samples (0: all)", cxxopts::value<int64_t>()->default_value("0"))(
       "no-baseline", "skip the zero-shot baseline")(
@@ -93,7 +101,20 @@ int eval_cmd(int argc, char** argv) {
   // From a run: its record alone (the template and labels it trained with);
   // else the config and template as they are now.
   EvalRequest req;
-  if (r.count("run")) {
+  std::optional<MemoryFile> bundle_adapter;  // a bundle's adapter bytes as a file, for the evaluation
+  std::optional<Firmware> fw;
+  if (r.count("bundle")) {
+    M4_CHECK(!r.count("args") && !r.count("adapter") && !r.count("run"), ErrorCode::kInvalidArgument,
+             "--bundle evaluates a bundle as it is: give no CONFIG, overrides, --adapter or --run with it");
+    M4_CHECK(r.count("pubkey"), ErrorCode::kInvalidArgument, "--bundle needs --pubkey (the key it was signed with)");
+    const std::filesystem::path bundle = r["bundle"].as<std::string>();
+    fw.emplace(Firmware::open(firmware_dir_option(r)));
+    // As a device loads it: signature, digests, binding to this firmware, canary.
+    const BundleModel bm = open_bundle_model(*fw, bundle, minisign::read_public_key(r["pubkey"].as<std::string>()));
+    req = eval_request_from_bundle(bm.bundle.manifest, bundle.string(), r.count("data") ? r["data"].as<std::string>() : "");
+    bundle_adapter.emplace(bm.bundle.adapter);
+    req.adapter_file = bundle_adapter->path();
+  } else if (r.count("run")) {
     M4_CHECK(!r.count("args") && !r.count("adapter"), ErrorCode::kInvalidArgument,
              "--run evaluates a run as it trained: give no CONFIG, overrides or --adapter with it");
     req = eval_request_from_run(r["run"].as<std::string>());
@@ -106,9 +127,10 @@ int eval_cmd(int argc, char** argv) {
   req.from_scratch = r.count("from-scratch") > 0;
   req.limit = r["limit"].as<int64_t>();
   req.scratch_steps = r["scratch-steps"].as<int64_t>();
+  M4_CHECK(!r.count("data") || r.count("bundle"), ErrorCode::kInvalidArgument,
+           "--data goes with --bundle (a run or a config names its own test split)");
   // The firmware only for the models that run on it.
-  std::optional<Firmware> fw;
-  if (eval_needs_firmware(req)) fw.emplace(Firmware::open(firmware_dir_option(r)));
+  if (!fw && eval_needs_firmware(req)) fw.emplace(Firmware::open(firmware_dir_option(r)));
   const nlohmann::json out = evaluate_request(req, fw ? &*fw : nullptr);
   // A run keeps every evaluation made of it; its report shows them.
   std::string report;

@@ -53,4 +53,21 @@ void MappedFile::prefetch() const {
   if (data_ != nullptr) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_WILLNEED);
 }
 
+MemoryFile::MemoryFile(std::string_view bytes) {
+  fd_ = ::memfd_create("m4forge-bytes", MFD_CLOEXEC);
+  M4_CHECK(fd_ >= 0, ErrorCode::kIo, "memfd_create failed: ", std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    M4_CHECK(n > 0, ErrorCode::kIo, "cannot buffer ", bytes.size(), " bytes in memory: ", std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+}
+
+MemoryFile::~MemoryFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::filesystem::path MemoryFile::path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
 }  // namespace m4

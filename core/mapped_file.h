@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string_view>
 
 namespace m4 {
 
@@ -13,6 +14,20 @@ namespace m4 {
 // <noun>") or is not a regular file (saying whether it is a directory or a
 // device, FIFO or socket): nothing may open a FIFO and wait on it.
 void check_regular_file(const std::filesystem::path& path, const char* noun = "file");
+
+// Bytes as a file without touching the disk: an anonymous memfd, named through
+// /proc/self/fd, which any file reader (the mapper, safetensors) opens as usual.
+class MemoryFile {
+ public:
+  explicit MemoryFile(std::string_view bytes);
+  ~MemoryFile();
+  MemoryFile(const MemoryFile&) = delete;
+  MemoryFile& operator=(const MemoryFile&) = delete;
+  std::filesystem::path path() const;
+
+ private:
+  int fd_ = -1;
+};
 
 class MappedFile {
  public:

@@ -3,6 +3,8 @@
 #include "export/bundle_writer.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "bundle/tar_archive.h"
@@ -12,9 +14,11 @@
 #include "core/mapped_file.h"
 #include "core/safetensors.h"
 #include "core/sha256.h"
+#include "export/canary.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
 #include "peft/adapter.h"
+#include "task/task_model.h"
 
 namespace m4 {
 namespace k = bundlekeys;
@@ -82,23 +86,32 @@ BundleManifest write_bundle(const std::filesystem::path& out, const Firmware& fw
   M4_CHECK(out.extension() == ".m4adapter", ErrorCode::kInvalidArgument, out.string(),
            ": a bundle's file name must end in .m4adapter");
   const auto file = MappedFile::open(req.adapter_file);
-  const BundleManifest m = describe(fw, req, view(*file));
+  BundleManifest m = describe(fw, req, view(*file));
+  // The canary: the probes through the adapter, then through the same task without it.
+  Canary canary;
+  if (req.prompt) {
+    auto trained = std::make_unique<TaskModel>(fw, req.task, *req.prompt, req.labels, req.adapter_file);
+    auto base = std::make_unique<TaskModel>(fw, req.task, *req.prompt, req.labels);
+    canary = make_canary(*trained, *base);
+    m.canary = canary.entry;
+  }
   const std::string manifest = m.serialize();
   // The reader's limits apply to what we write, so we never make a bundle we would refuse.
   M4_CHECK(manifest.size() <= k::kMaxManifestBytes, ErrorCode::kInvalidArgument, out.string(), ": manifest.json would be ",
            manifest.size(), " bytes, over the ", k::kMaxManifestBytes, " limit");
   M4_CHECK(file->size() <= k::kMaxAdapterBytes, ErrorCode::kInvalidArgument, req.adapter_file.string(), ": ",
            file->size(), " bytes, over the bundle limit of ", k::kMaxAdapterBytes);
-  write_bundle_file(out, manifest, view(*file), minisign::sign(key, manifest, m.trusted_comment()), m.created);
+  write_bundle_file(out, manifest, view(*file), canary.bytes, minisign::sign(key, manifest, m.trusted_comment()), m.created);
   return m;
 }
 
 void write_bundle_file(const std::filesystem::path& out, const std::string& manifest_text, std::string_view adapter,
-                       const std::string& signature_text, int64_t mtime) {
+                       std::string_view canary, const std::string& signature_text, int64_t mtime) {
   AtomicFileWriter w(out);
   TarWriter tar(w, mtime);
   tar.add(k::kManifestFile, manifest_text);
   tar.add(k::kAdapterFile, adapter);
+  if (!canary.empty()) tar.add(k::kCanaryFile, canary);
   tar.add(k::kSignatureFile, signature_text);
   tar.finish();
   w.commit();

@@ -34,13 +34,15 @@ struct ExportRequest {
 // the firmware the adapter fits) and fills every manifest field.
 BundleManifest describe_bundle(const Firmware& fw, const ExportRequest& req);
 
-// Writes `out` (temp + fsync + rename; nothing else is written). Returns the manifest.
+// Writes `out` (temp + fsync + rename; nothing else is written) with its
+// canary (export/canary.h) when the task has a prompt template. Returns the manifest.
 BundleManifest write_bundle(const std::filesystem::path& out, const Firmware& fw, const ExportRequest& req,
                             const minisign::SecretKey& key);
 
-// Same bytes from an already-made manifest and adapter bytes (used by tests to
-// forge bundles that differ in one field, and by the bench).
+// Same bytes from an already-made manifest, adapter and canary bytes (used by
+// tests to forge bundles that differ in one field, and by the bench). An empty
+// `canary` writes no canary entry.
 void write_bundle_file(const std::filesystem::path& out, const std::string& manifest_text, std::string_view adapter,
-                       const std::string& signature_text, int64_t mtime);
+                       std::string_view canary, const std::string& signature_text, int64_t mtime);
 
 }  // namespace m4

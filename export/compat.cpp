@@ -5,6 +5,8 @@
 
 #include "bundle/bundle_reader.h"
 #include "core/error.h"
+#include "export/bundle_model.h"
+#include "export/canary.h"
 #include "firmware/firmware.h"
 
 namespace m4 {
@@ -20,12 +22,14 @@ const char* compat_status_name(CompatStatus s) {
 }
 
 nlohmann::json CompatRow::to_json() const {
-  return {{"bundle", bundle.string()}, {"status", compat_status_name(status)}, {"task", task},
-          {"firmware", firmware},      {"detail", detail}};
+  nlohmann::json j = {{"bundle", bundle.string()}, {"status", compat_status_name(status)}, {"task", task},
+                      {"firmware", firmware},      {"detail", detail}};
+  if (!canary.empty()) j["canary"] = canary;
+  return j;
 }
 
 bool compat_accepted(const CompatRow& row, bool allow_retrain) {
-  return row.status == CompatStatus::kOk || (allow_retrain && row.status == CompatStatus::kRetrain);
+  return row.status == CompatStatus::kOk || (allow_retrain && row.status == CompatStatus::kRetrain && row.canary_holds);
 }
 
 CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key, const Firmware& fw,
@@ -70,6 +74,19 @@ CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::P
   row.detail = same_modules ? "other firmware_id, but the touched modules' weights are identical; retrain or re-export to bind"
                             : "all " + std::to_string(m.touched.size()) +
                                   " touched tensors have the same shapes but the weights differ: retrain on " + fw.label();
+  // What the adapter does on this firmware, measured: its canary.
+  if (m.canary) {
+    const BundleManifest::Canary entry = *m.canary;  // `m` goes with `v`
+    try {
+      BundleModel bm = build_bundle_model(fw, std::move(v));
+      const CanaryResult r = run_canary(*bm.model, bm.bundle.canary, entry, bundle.string());
+      row.canary = r.describe();
+      row.canary_holds = r.verdict == CanaryVerdict::kOk;
+    } catch (const Error& e) {
+      row.canary = std::string("does not run here: ") + e.what();
+      row.canary_holds = false;
+    }
+  }
   return row;
 }
 

@@ -1,6 +1,8 @@
 // `m4forge compat`: one row per bundle classifying it against a firmware:
 // ok (exact firmware_id), retrain (same touched shapes, other weights),
-// incompatible (first offending tensor), bad (fails verification).
+// incompatible (first offending tensor), bad (fails verification). A retrain
+// row's canary is run on the firmware: its drift is part of the row, and a
+// bundle whose canary drifted is not deployable even with --allow-retrain.
 #pragma once
 
 #include <filesystem>
@@ -23,6 +25,8 @@ struct CompatRow {
   std::string firmware;     // what the bundle is bound to: "name@version"
   std::string detail;       // why (the offending tensor, the failed check, ...)
   std::vector<std::string> modules;  // ok rows: the firmware modules the bundle depends on
+  std::string canary;                // retrain rows with a canary: its verdict on this firmware (CanaryResult::describe)
+  bool canary_holds = true;          // false: the canary drifted or lost its effect here
   nlohmann::json to_json() const;
 };
 
@@ -35,7 +39,8 @@ CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::P
 // never a table of ok rows.
 std::vector<CompatRow> classify_bundles(const std::vector<std::filesystem::path>& bundles, const minisign::PublicKey* key,
                                         const Firmware& fw);
-// Whether the row may be deployed under the policy.
+// Whether the row may be deployed under the policy: ok, or (allow_retrain)
+// retrain with a canary that holds on this firmware.
 bool compat_accepted(const CompatRow& row, bool allow_retrain);
 
 }  // namespace m4

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -292,6 +294,28 @@ struct TaskModel::Impl {
     return backbone->logits_of(h);
   }
 
+  at::Tensor probe(const Batch& b) {
+    if (retrieval()) return cosine_logits(query_embeddings(b), input_embedding(b), kCosineScale);
+    if (task.path == 2) return cosine_logits(input_embedding(b), label_embeddings(), kCosineScale);
+    at::Tensor pre = prefix(b);
+    if (has_classifier_head()) return head_logits(sequences(b, false), pre);
+    if (b.tensors.count("input_ids")) {  // pre-tokenized (no tokenizer): every row is full length
+      const at::Tensor h = backbone->forward(b.tensors.at("input_ids"), at::ones_like(b.tensors.at("input_ids")), {}, nullptr, kHiddenOnly).hidden_states.back();
+      return lm_logits(h.select(1, h.size(1) - 1));
+    }
+    // Left-padded: the last position is every row's last prompt token.
+    Seq s = sequences(b, false);
+    LlamaOutput out;
+    if (pre.defined()) {
+      PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
+      out = backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, kHiddenOnly);
+    } else {
+      out = backbone->forward(s.ids, s.mask, {}, nullptr, kHiddenOnly);
+    }
+    const at::Tensor& h = out.hidden_states.back();  // (B, T', hidden)
+    return lm_logits(h.select(1, h.size(1) - 1));     // (B, vocab)
+  }
+
   // One prediction per row of (B, L) label logits.
   std::vector<Prediction> classify(const at::Tensor& logits) const {
     std::vector<Prediction> out(static_cast<size_t>(logits.size(0)));
@@ -384,6 +408,60 @@ std::pair<at::Tensor, at::Tensor> TaskModel::retrieval_embeddings(const Batch& b
   impl_->adapter->eval();
   M4_CHECK(impl_->retrieval(), ErrorCode::kInternal, "task ", impl_->task.task, " is not retrieval");
   return {impl_->query_embeddings(batch), impl_->input_embedding(batch)};
+}
+
+Batch TaskModel::probe_inputs(int64_t n, uint64_t seed) const {
+  M4_CHECK(n > 0 && n <= 64, ErrorCode::kInternal, "probe_inputs: n = ", n);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  Batch b;
+  for (int64_t i = 0; i < n; ++i) b.indices.push_back(i);
+  const Impl& m = *impl_;
+  if (!m.encoder.empty()) {
+    const std::string modality = encoder_input_spec(*m.modules.at(m.encoder), m.encoder).modality;
+    if (modality == "image") {
+      b.tensors[modality] = at::randint(0, 256, {n, 3, 32, 32}, gen, at::kByte);
+    } else if (modality == "audio") {
+      b.tensors[modality] = at::randn({n, 16000}, gen, at::kFloat) * 0.1;  // 1 s at 16 kHz
+    } else if (modality == "imu") {
+      b.tensors[modality] = at::randn({n, 200, 6}, gen, at::kFloat);
+    } else {
+      M4_FAIL(ErrorCode::kInternal, "probe_inputs: no probe for modality ", modality);
+    }
+  }
+  if (m.backbone && !m.tok) {
+    b.tensors["input_ids"] = at::randint(0, m.backbone->config().vocab_size, {n, 8}, gen, at::kLong);
+  }
+  // A text for every template variable the inputs fill (the label is the model's to choose).
+  static const char* kWords[] = {"the", "small", "red", "boat", "sails", "over", "a", "quiet", "lake", "at", "dawn", "while",
+                                 "birds", "sing", "and", "children", "play", "near", "old", "trees"};
+  for (const auto& v : m.prompt.variables) {
+    if (v == "label") continue;
+    auto& texts = b.texts[v];
+    for (int64_t i = 0; i < n; ++i) {
+      std::string t;
+      const at::Tensor w = at::randint(0, 20, {6}, gen, at::kLong);
+      for (int64_t k = 0; k < 6; ++k) {
+        if (k) t += ' ';
+        t += kWords[w[k].item<int64_t>()];
+      }
+      texts.push_back(t);
+    }
+  }
+  return b;
+}
+
+at::Tensor TaskModel::probe(const Batch& batch) {
+  at::NoGradGuard ng;
+  impl_->adapter->eval();
+  return impl_->probe(batch).to(at::kFloat).contiguous();
+}
+
+std::string TaskModel::probe_output() const {
+  const Impl& m = *impl_;
+  if (m.retrieval()) return "query-item cosine logits";
+  if (m.task.path == 2) return "label cosine logits";
+  if (m.has_classifier_head()) return "classifier head logits";
+  return "next-token logits at the end of the prompt";
 }
 
 std::vector<Prediction> TaskModel::predict(const Batch& batch) {

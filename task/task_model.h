@@ -58,6 +58,17 @@ class TaskModel {
   // every query by the cosine of these embeddings (queries, items).
   bool retrieval() const;
 
+  // The canary (export/canary.h): `n` probe inputs of the task's modality,
+  // seeded (image (n,3,32,32) uint8, audio (n,16000) f32, imu (n,200,6) f32,
+  // a text for every template variable, or input_ids when the backbone has
+  // no tokenizer), and the model's numeric output on them (no grad, eval mode):
+  // retrieval: (n, n) query-item cosine logits; Path-2: (n, labels) cosine
+  // logits; a classifier head: its (n, labels) logits; otherwise the (n, vocab)
+  // next-token logits at the end of the prompt, through the whole path.
+  Batch probe_inputs(int64_t n, uint64_t seed) const;
+  at::Tensor probe(const Batch& batch);
+  std::string probe_output() const;  // which of those, in words
+
   // The dataset fields a split must hold for this model (label for
   // classification, the input encoder's modality, target_text for generation).
   std::vector<std::string> dataset_fields() const;

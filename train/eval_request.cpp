@@ -1,9 +1,11 @@
 // Evaluation of an adapter against its baselines (see eval_request.h).
 #include "train/eval_request.h"
 
+#include "bundle/bundle_manifest.h"
 #include "core/error.h"
 #include "data/dataset_reader.h"
 #include "firmware/firmware.h"
+#include "prompts/prompt_template.h"
 #include "task/evaluate.h"
 #include "task/run_record.h"
 #include "task/task_model.h"
@@ -22,6 +24,25 @@ EvalRequest eval_request_from_run(const fs::path& dir) {
   req.adapter_file = dir / runkeys::kAdapterFile;
   req.trained_on = run.firmware_id;
   req.source = dir.string();
+  return req;
+}
+
+EvalRequest eval_request_from_bundle(const BundleManifest& m, const std::string& where, const std::string& test_split) {
+  const std::string w = where + ": manifest.json";
+  M4_CHECK(m.prompt_template.is_object() && !m.prompt_id.empty(), ErrorCode::kBadInput, w, ": no prompt template (a model needs one)");
+  EvalRequest req;
+  req.prompt = parse_prompt_template(m.prompt_template, m.prompt_id, w);
+  req.task = task_config_from_json(m.task_config, *req.prompt, w);
+  if (!test_split.empty()) req.task.data.test = test_split;
+  // The labels as the bundle runs them (open_bundle_model's): label ids are positions in them.
+  req.label_names = m.labels;
+  req.trained_on = m.firmware_id;
+  req.source = where;
+  if (req.prompt->labels_from_dataset && fs::exists(req.task.data.test)) {
+    const auto names = data::DatasetReader::open(req.task.data.test)->attributes().label_names;
+    M4_CHECK(names.empty() || names == m.labels, ErrorCode::kMismatch, req.task.data.test, ": its label_names are not the ",
+             m.labels.size(), " labels ", where, " was trained with (label ids would mean other labels)");
+  }
   return req;
 }
 

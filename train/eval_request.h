@@ -18,6 +18,7 @@
 namespace m4 {
 
 class Firmware;
+struct BundleManifest;
 
 struct EvalRequest {
   TaskConfig task;
@@ -33,6 +34,11 @@ struct EvalRequest {
 
 // A finished run, as it trained.
 EvalRequest eval_request_from_run(const std::filesystem::path& run_dir);
+// A verified bundle's manifest, as a device runs it: the task config, template
+// and labels from the manifest alone; `test_split` (a file) replaces the
+// config's data.test when given. The caller sets adapter_file (the bundle's
+// adapter bytes as a file). `where` names the bundle in errors.
+EvalRequest eval_request_from_bundle(const BundleManifest& manifest, const std::string& where, const std::string& test_split);
 // A task config (overrides applied) and its template as they are now.
 EvalRequest eval_request_from_config(const std::filesystem::path& config, const std::vector<std::string>& overrides);
 

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -16,6 +17,7 @@
 #include "bundle/tar_archive.h"
 #include "core/atomic_file.h"
 #include "core/safetensors.h"
+#include "core/sha256.h"
 #include "export/bundle_writer.h"
 #include "firmware/firmware.h"
 #include "firmware/module_loader.h"
@@ -49,6 +51,24 @@ std::string make_tar(const Entries& entries, const std::map<std::string, char>& 
     if (type == '0') out += pad(d);
   }
   return out + std::string(1024, '\0');
+}
+
+// The data of the entry named `name` (a failure when there is none).
+std::string& named(Entries& e, const std::string& name) {
+  for (auto& [n, d] : e) {
+    if (n == name) return d;
+  }
+  ADD_FAILURE() << "no entry " << name;
+  static std::string none;
+  return none;
+}
+
+// The byte offset of tensor `name`'s data in a safetensors file's bytes.
+size_t tensor_offset(const std::string& st, const std::string& name) {
+  uint64_t n = 0;
+  std::memcpy(&n, st.data(), 8);
+  const nlohmann::json h = nlohmann::json::parse(st.substr(8, n));
+  return 8 + n + h.at(name).at("data_offsets")[0].get<size_t>();
 }
 
 std::set<std::string> listing(const fs::path& dir) {
@@ -105,7 +125,7 @@ class BundleCli : public test::CliTest {
   Entries entries(const std::string& bytes) {
     Entries e;
     for (const auto& t : read_tar(bytes, {{"manifest.json", 1 << 20}, {"adapter.safetensors", 1ULL << 32},
-                                          {"manifest.json.minisig", 4096}}, "b")) {
+                                          {"canary.safetensors", 64 << 20}, {"manifest.json.minisig", 4096}}, "b")) {
       e.push_back({t.name, std::string(t.data)});
     }
     return e;
@@ -124,15 +144,20 @@ class BundleCli : public test::CliTest {
     EXPECT_TRUE(r.out.empty()) << r.out;
     EXPECT_EQ(listing(tmp_ / "hostile"), before);
   }
-  // The manifest edited by `edit`, re-signed with our key: only the edited check can fail.
-  std::string resigned(const std::function<void(nlohmann::json&)>& edit) {
+  // The manifest edited by `edit` (and the other entries by `edit_entries`),
+  // re-signed with our key: only the edited check can fail.
+  std::string resigned(const std::function<void(nlohmann::json&)>& edit,
+                       const std::function<void(Entries&, nlohmann::json&)>& edit_entries = nullptr) {
     Entries e = original();
-    nlohmann::json m = nlohmann::json::parse(e[0].second);
+    nlohmann::json m = nlohmann::json::parse(named(e, "manifest.json"));
     edit(m);
+    if (edit_entries) edit_entries(e, m);
     const std::string text = m.dump(1) + "\n";
     const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
-    const std::string comment = minisign::parse_signature(e[2].second, "s").trusted_comment;
-    return make_tar({{"manifest.json", text}, e[1], {"manifest.json.minisig", minisign::sign(key, text, comment)}});
+    const std::string comment = minisign::parse_signature(named(e, "manifest.json.minisig"), "s").trusted_comment;
+    named(e, "manifest.json") = text;
+    named(e, "manifest.json.minisig") = minisign::sign(key, text, comment);
+    return make_tar(e);
   }
 
   std::string fw_, key_, cfg_, adapter_, bundle_;
@@ -157,19 +182,22 @@ TEST_F(BundleCli, ExportVerifyCompatRoundTripWithIndependentTools) {
   ASSERT_EQ(v.code, 0) << v.err;
   EXPECT_NE(v.out.find(": ok"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("binding:     ok"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("canary:      4 probes (next-token logits at the end of the prompt): ok: max |diff| 0 <="), std::string::npos)
+      << v.out;
 
-  // GNU tar lists exactly the three regular files.
+  // GNU tar lists exactly the four regular files.
   const fs::path x = tmp_ / "x";
   fs::create_directory(x);
   ASSERT_EQ(std::system(("tar -tvf " + bundle_ + " > " + (tmp_ / "list").string()).c_str()), 0);
   std::istringstream list(test::slurp(tmp_ / "list"));
   std::vector<std::string> lines;
   for (std::string l; std::getline(list, l);) lines.push_back(l);
-  ASSERT_EQ(lines.size(), 3u) << test::slurp(tmp_ / "list");
+  ASSERT_EQ(lines.size(), 4u) << test::slurp(tmp_ / "list");
   EXPECT_EQ(lines[0].substr(0, 10), "-rw-r--r--");
   EXPECT_NE(lines[0].find(" manifest.json"), std::string::npos);
   EXPECT_NE(lines[1].find(" adapter.safetensors"), std::string::npos);
-  EXPECT_NE(lines[2].find(" manifest.json.minisig"), std::string::npos);
+  EXPECT_NE(lines[2].find(" canary.safetensors"), std::string::npos);
+  EXPECT_NE(lines[3].find(" manifest.json.minisig"), std::string::npos);
 
   // sha256sum of the extracted adapter is the manifest's digest; it is the exported file.
   ASSERT_EQ(std::system(("tar -xf " + bundle_ + " -C " + x.string()).c_str()), 0);
@@ -177,6 +205,10 @@ TEST_F(BundleCli, ExportVerifyCompatRoundTripWithIndependentTools) {
   const nlohmann::json m = nlohmann::json::parse(test::slurp(x / "manifest.json"));
   EXPECT_EQ("sha256:" + test::slurp(tmp_ / "sum").substr(0, 64), m["adapter"]["sha256"].get<std::string>());
   EXPECT_EQ(test::slurp(x / "adapter.safetensors"), test::slurp(adapter_));
+  ASSERT_EQ(std::system(("sha256sum " + (x / "canary.safetensors").string() + " > " + (tmp_ / "csum").string()).c_str()), 0);
+  EXPECT_EQ("sha256:" + test::slurp(tmp_ / "csum").substr(0, 64), m["canary"]["sha256"].get<std::string>());
+  EXPECT_EQ(m["canary"]["probes"], 4);
+  EXPECT_GT(m["canary"]["effect"].get<double>(), m["canary"]["tolerance"].get<double>()) << "a random adapter changes the outputs";
   EXPECT_EQ(m["format"], "m4forge-bundle/1");
   EXPECT_EQ(m["task"]["name"], "translation_de_en");
   EXPECT_EQ(m["firmware"]["firmware_id"], Firmware::open(fw_).id());
@@ -264,7 +296,8 @@ TEST_F(BundleCli, ExportIsReproducibleWithSourceDateEpoch) {
   ASSERT_EQ(export_bundle(b, key_ + ".key").code, 0);
   ::unsetenv("SOURCE_DATE_EPOCH");
   EXPECT_EQ(test::slurp(a), test::slurp(b));
-  EXPECT_NE(entries(test::slurp(a))[2].second.find("timestamp=1700000000"), std::string::npos);
+  Entries ea = entries(test::slurp(a));
+  EXPECT_NE(named(ea, "manifest.json.minisig").find("timestamp=1700000000"), std::string::npos);
 }
 
 TEST_F(BundleCli, VerifyAcceptsASignatureMadeByDebianMinisign) {
@@ -275,11 +308,12 @@ TEST_F(BundleCli, VerifyAcceptsASignatureMadeByDebianMinisign) {
   ASSERT_EQ(std::system((std::string(kMinisign) + " -G -W -p " + pub + " -s " + key + " >/dev/null").c_str()), 0);
   Entries e = original();
   write_file_atomic(d / "manifest.json", e[0].second);
-  const std::string comment = minisign::parse_signature(e[2].second, "s").trusted_comment;
+  const std::string comment = minisign::parse_signature(named(e, "manifest.json.minisig"), "s").trusted_comment;
   ASSERT_EQ(std::system((std::string(kMinisign) + " -S -H -s " + key + " -m " + (d / "manifest.json").string() + " -t '" +
                          comment + "' >/dev/null").c_str()), 0);
   const fs::path b = d / "ms.m4adapter";
-  write_file_atomic(b, make_tar({e[0], e[1], {"manifest.json.minisig", test::slurp(d / "manifest.json.minisig")}}));
+  named(e, "manifest.json.minisig") = test::slurp(d / "manifest.json.minisig");
+  write_file_atomic(b, make_tar(e));
   CliRun r = m4({"verify", b.string(), "--pubkey", pub, "--firmware", fw_});
   EXPECT_EQ(r.code, 0) << r.err;
   // And m4forge export signs with minisign's -W secret key directly.
@@ -332,7 +366,7 @@ TEST_F(BundleCli, RefusesAFlippedByteInTheManifest) {
 
 TEST_F(BundleCli, RefusesAFlippedByteInTheSignature) {
   Entries e = original();
-  std::string& s = e[2].second;
+  std::string& s = named(e, "manifest.json.minisig");
   const size_t line2 = s.find('\n') + 1;
   const size_t at = s.find('\n', line2) - 10;  // inside the 64 signature bytes
   s[at] = s[at] == 'A' ? 'B' : 'A';
@@ -341,7 +375,7 @@ TEST_F(BundleCli, RefusesAFlippedByteInTheSignature) {
 
 TEST_F(BundleCli, RefusesAFlippedByteInTheTrustedComment) {
   Entries e = original();
-  std::string& s = e[2].second;
+  std::string& s = named(e, "manifest.json.minisig");
   s[s.find("task=") + 5] ^= 0x01;
   expect_refused("comment.m4adapter", make_tar(e), {"trusted comment signature does not verify"});
 }
@@ -349,7 +383,7 @@ TEST_F(BundleCli, RefusesAFlippedByteInTheTrustedComment) {
 TEST_F(BundleCli, RefusesAnExtraFile) {
   Entries e = original();
   e.push_back({"README", "hello"});
-  expect_refused("extra.m4adapter", make_tar(e), {"tar: unexpected entry 'README'", "a bundle holds exactly"});
+  expect_refused("extra.m4adapter", make_tar(e), {"tar: unexpected entry 'README'", "a bundle holds only"});
 }
 
 TEST_F(BundleCli, RefusesAMissingFile) {
@@ -414,25 +448,25 @@ TEST_F(BundleCli, RefusesABundleSignedByAnotherKey) {
 TEST_F(BundleCli, RefusesALegacyNonPrehashedSignature) {
   Entries e = original();
   const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
-  e[2].second = minisign::sign_legacy(key, e[0].second, minisign::parse_signature(e[2].second, "s").trusted_comment);
+  named(e, "manifest.json.minisig") = minisign::sign_legacy(key, e[0].second, minisign::parse_signature(named(e, "manifest.json.minisig"), "s").trusted_comment);
   expect_refused("legacy.m4adapter", make_tar(e), {"legacy non-prehashed signature (Ed) refused"});
 }
 
 TEST_F(BundleCli, RefusesATrustedCommentNamingAnotherFirmware) {
   Entries e = original();
   const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
-  e[2].second = minisign::sign(key, e[0].second, "m4forge bundle task=x firmware_id=sha256:" + std::string(64, '0'));
+  named(e, "manifest.json.minisig") = minisign::sign(key, e[0].second, "m4forge bundle task=x firmware_id=sha256:" + std::string(64, '0'));
   expect_refused("comment-id.m4adapter", make_tar(e), {"trusted comment names firmware_id 'sha256:000"});
 }
 
 TEST_F(BundleCli, RefusesATrustedCommentNamingAnotherTask) {
   Entries e = original();
   const auto key = minisign::read_secret_key(key_ + ".key", std::nullopt);
-  std::string comment = minisign::parse_signature(e[2].second, "s").trusted_comment;
+  std::string comment = minisign::parse_signature(named(e, "manifest.json.minisig"), "s").trusted_comment;
   const size_t at = comment.find("task=");
   ASSERT_NE(at, std::string::npos) << comment;
   comment.replace(at, comment.find(' ', at) - at, "task=fashion_mnist");
-  e[2].second = minisign::sign(key, e[0].second, comment);
+  named(e, "manifest.json.minisig") = minisign::sign(key, e[0].second, comment);
   expect_refused("comment-task.m4adapter", make_tar(e), {"trusted comment 'm4forge bundle task=fashion_mnist",
                                                          "does not match the manifest"});
 }
@@ -509,7 +543,31 @@ TEST_F(BundleCli, CompatClassifiesOkRetrainIncompatibleAndBad) {
   CliRun re = m4({"compat", "--firmware", b_fw, bundle_, "--pubkey", pub});
   EXPECT_NE(re.out.find("retrain"), std::string::npos) << re.out;
   expect_one_line_error(re, {"compat: 1 of 1 bundles are not deployable", "--allow-retrain"});
-  EXPECT_EQ(m4({"compat", "--firmware", b_fw, bundle_, "--pubkey", pub, "--allow-retrain"}).code, 0);
+  // Other weights under the adapter: its canary measures the drift, and the row is not deployable even so.
+  EXPECT_NE(re.out.find("; canary drift: max |diff| "), std::string::npos) << re.out;
+  CliRun drift = m4({"compat", "--firmware", b_fw, bundle_, "--pubkey", pub, "--allow-retrain", "--json"});
+  expect_one_line_error(drift, {"compat: 1 of 1", "only where its canary holds"});
+  const nlohmann::json dj = nlohmann::json::parse(drift.out);
+  EXPECT_EQ(dj["bundles"][0]["status"], "retrain");
+  EXPECT_FALSE(dj["bundles"][0]["accepted"].get<bool>());
+  EXPECT_EQ(dj["bundles"][0]["canary"].get<std::string>().rfind("drift: max |diff| ", 0), 0u) << dj.dump(1);
+  // A firmware without a module the bundle never uses (imu_enc): another
+  // firmware_id over a byte-identical backbone. Retrain by id; the canary
+  // holds, so --allow-retrain deploys it.
+  const fs::path renamed = tmp_ / "fw-without-imu";
+  fs::copy(fw_, renamed, fs::copy_options::recursive);
+  {
+    auto modules = Firmware::open(fw_).manifest().modules;
+    modules.erase("imu_enc");
+    nlohmann::json fj = nlohmann::json::parse(test::slurp(renamed / "firmware.json"));
+    fj["modules"].erase("imu_enc");
+    fj["firmware_id"] = firmware_id_of(modules);
+    write_file_atomic(renamed / "firmware.json", fj.dump(1) + "\n");
+  }
+  CliRun same = m4({"compat", "--firmware", renamed.string(), bundle_, "--pubkey", pub, "--allow-retrain"});
+  EXPECT_EQ(same.code, 0) << same.out << same.err;
+  EXPECT_NE(same.out.find("weights are identical"), std::string::npos) << same.out;
+  EXPECT_NE(same.out.find("; canary ok: max |diff| 0 <="), std::string::npos) << same.out;
 
   CliRun in = m4({"compat", "--firmware", fixture, bundle_, (tmp_ / "bad.m4adapter").string(), "--pubkey", pub, "--json"});
   expect_one_line_error(in, {"compat: 2 of 2"});
@@ -521,6 +579,62 @@ TEST_F(BundleCli, CompatClassifiesOkRetrainIncompatibleAndBad) {
   EXPECT_EQ(j["bundles"][1]["status"], "bad");
   EXPECT_FALSE(j["bundles"][1]["accepted"].get<bool>());
   EXPECT_NE(j["bundles"][1]["detail"].get<std::string>().find("manifest.json.minisig"), std::string::npos) << j.dump(1);
+}
+
+TEST_F(BundleCli, ACanaryRefusesAnAdapterZeroedAndResignedAsNoEffect) {
+  // Every adapter tensor zeroed, the manifest's digest updated and signed again:
+  // the bundle verifies, binds and loads, and does nothing. The canary sees it.
+  const std::string b = resigned([](nlohmann::json&) {}, [](Entries& e, nlohmann::json& m) {
+    std::string& a = named(e, "adapter.safetensors");
+    uint64_t n = 0;
+    std::memcpy(&n, a.data(), 8);
+    std::fill(a.begin() + 8 + static_cast<int64_t>(n), a.end(), '\0');
+    m["adapter"]["sha256"] = "sha256:" + to_hex(sha256(a));
+  });
+  expect_refused("zeroed.m4adapter", b, {"canary: no effect: the outputs are the firmware's own without the adapter",
+                                         "but the adapter changed them by"});
+  // run refuses it too, before any prediction.
+  write_file_atomic(tmp_ / "zeroed.m4adapter", b);
+  const CliRun r = m4({"run", "--firmware", fw_, "--bundle", (tmp_ / "zeroed.m4adapter").string(), "--pubkey", key_ + ".pub",
+                       "--text", "Guten Morgen"});
+  expect_one_line_error(r, {"zeroed.m4adapter: canary: no effect"});
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST_F(BundleCli, ACanaryRefusesOutputsThatMovedAsDriftWithTheFigure) {
+  // The outputs recorded at export moved by 0.5 on one logit (re-signed): what
+  // a device computing differently would see. Refused, with the figure.
+  const std::string b = resigned([](nlohmann::json&) {}, [](Entries& e, nlohmann::json& m) {
+    std::string& c = named(e, "canary.safetensors");
+    float v = 0;
+    const size_t at = tensor_offset(c, "expected.adapter");
+    std::memcpy(&v, c.data() + at, 4);
+    v += 0.5f;
+    std::memcpy(c.data() + at, &v, 4);
+    m["canary"]["sha256"] = "sha256:" + to_hex(sha256(c));
+  });
+  expect_refused("drift.m4adapter", b, {"canary: drift: max |diff| 0.5 > tolerance"});
+}
+
+TEST_F(BundleCli, TheCanaryIsPinnedByTheManifest) {
+  Entries e = original();
+  named(e, "canary.safetensors")[200] ^= 1;
+  expect_refused("canary-flip.m4adapter", make_tar(e), {"canary.safetensors digest mismatch"});
+  Entries without = original();
+  without.erase(without.begin() + 2);
+  expect_refused("canary-gone.m4adapter", make_tar(without), {"the manifest pins canary.safetensors but the bundle has none"});
+  // A bundle made before canaries (no canary, a manifest without one) still verifies, and says so.
+  const std::string old = resigned([](nlohmann::json& m) { m.erase("canary"); }, [](Entries& x, nlohmann::json&) {
+    x.erase(x.begin() + 2);
+  });
+  write_file_atomic(tmp_ / "old.m4adapter", old);
+  const CliRun v = verify((tmp_ / "old.m4adapter").string(), fw_);
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.out.find("canary:      none (a bundle made before canaries)"), std::string::npos) << v.out;
+  // But a canary the manifest does not pin is refused: the signature would not cover it.
+  Entries extra = entries(old);
+  extra.insert(extra.begin() + 2, {"canary.safetensors", named(e, "canary.safetensors")});
+  expect_refused("canary-unpinned.m4adapter", make_tar(extra), {"canary.safetensors is in the bundle but the manifest does not pin it"});
 }
 
 TEST_F(BundleCli, RunPredictsALabelForAClassificationBundle) {

@@ -113,6 +113,24 @@ TEST_F(RunDirCli, BundleCarriesTheTrainedTemplateAfterTheRepositoryChanged) {
                   "--no-baseline", "--log-level", "warn"});
   ASSERT_EQ(ev.code, 0) << ev.err;
   EXPECT_DOUBLE_EQ(json::parse(ev.out)["adapter"]["value"].get<double>(), record["metrics"]["accuracy"].get<double>());
+
+  // eval --bundle runs the bundle as a device would (its template, labels and
+  // adapter bytes; verified, bound, canary re-run): the same figures as the run's,
+  // next to zero-shot.
+  CliRun run_eval = m4({"eval", "--run", (tmp_ / "run").string(), "--firmware", task_.firmware.string(), "--json",
+                        "--log-level", "warn"});
+  ASSERT_EQ(run_eval.code, 0) << run_eval.err;
+  CliRun bundle_eval = m4({"eval", "--bundle", bundle.string(), "--pubkey", key + ".pub", "--firmware", task_.firmware.string(),
+                           "--data", (task_.root / "test.h5").string(), "--json", "--log-level", "warn"});
+  ASSERT_EQ(bundle_eval.code, 0) << bundle_eval.err;
+  const json a = json::parse(run_eval.out), b = json::parse(bundle_eval.out);
+  EXPECT_EQ(b["adapter"], a["adapter"]) << bundle_eval.out;
+  EXPECT_EQ(b["zero_shot"], a["zero_shot"]) << bundle_eval.out;
+  expect_one_line_error(m4({"eval", "--bundle", bundle.string(), "--firmware", task_.firmware.string()}), {"--bundle needs --pubkey"});
+  expect_one_line_error(m4({"eval", "--bundle", bundle.string(), "--pubkey", key + ".pub", "--firmware", other}),
+                        {"run.m4adapter", "firmware binding: bundle is bound to"});
+  expect_one_line_error(m4({"eval", "--run", (tmp_ / "run").string(), "--firmware", task_.firmware.string(), "--data", "x.h5"}),
+                        {"--data goes with --bundle"});
 }
 
 TEST_F(RunDirCli, UnfinishedRunsAreNotExported) {
