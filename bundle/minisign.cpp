@@ -43,17 +43,6 @@ void le64_store(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-std::vector<uint8_t> base64_decode(std::string_view s, const std::string& where, const char* what) {
-  std::vector<uint8_t> out(s.size() / 4 * 3 + 3);
-  size_t len = 0;
-  const char* end = nullptr;
-  const int rc = sodium_base642bin(out.data(), out.size(), s.data(), s.size(), nullptr, &len, &end,
-                                   sodium_base64_VARIANT_ORIGINAL);
-  M4_CHECK(rc == 0 && end == s.data() + s.size(), ErrorCode::kBadInput, where, ": ", what, " is not valid base64");
-  out.resize(len);
-  return out;
-}
-
 // Splits minisign's line-oriented text; CR before LF is tolerated, as minisign does.
 std::vector<std::string_view> lines_of(std::string_view text) {
   std::vector<std::string_view> lines;
@@ -329,6 +318,17 @@ GeneratedKey write_key_files(const std::filesystem::path& base, const std::strin
   }
   write_file_atomic(pub, g.public_file);
   return g;
+}
+
+std::vector<uint8_t> base64_decode(std::string_view s, const std::string& where, const char* what) {
+  std::vector<uint8_t> out(s.size() / 4 * 3 + 3);
+  size_t len = 0;
+  const char* end = nullptr;
+  const int rc = sodium_base642bin(out.data(), out.size(), s.data(), s.size(), nullptr, &len, &end,
+                                   sodium_base64_VARIANT_ORIGINAL);
+  M4_CHECK(rc == 0 && end == s.data() + s.size(), ErrorCode::kBadInput, where, ": ", what, " is not valid base64");
+  out.resize(len);
+  return out;
 }
 
 }  // namespace m4::minisign

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace m4::minisign {
 
@@ -84,5 +85,7 @@ void verify(const PublicKey& key, const Signature& sig, std::string_view message
 
 // Base64 (standard alphabet, padded), as minisign writes it.
 std::string base64_encode(const uint8_t* data, size_t size);
+// Its inverse; m4::Error(kBadInput) "<where>: <what> is not valid base64".
+std::vector<uint8_t> base64_decode(std::string_view s, const std::string& where, const char* what);
 
 }  // namespace m4::minisign

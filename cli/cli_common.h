@@ -30,6 +30,7 @@ int run_data(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_report(int argc, char** argv);
+int run_serve(int argc, char** argv);
 // The repository root a task config belongs to: the nearest ancestor holding
 // prompts/templates (configs/tasks/x.yaml -> ../..), else the working directory.
 std::filesystem::path repo_root_of(const std::filesystem::path& config);

@@ -252,9 +252,7 @@ int tokenize_cmd(int argc, char** argv) {
   at::Tensor ids, mask;
   if (fw.module(module).arch == "clip_text") {
     const FirmwareModule& m = fw.module(module);
-    M4_CHECK(m.assets.count("vocab.json") && m.assets.count("merges.txt"), ErrorCode::kMismatch, fw.dir().string(),
-             ": module '", module, "' has no vocab.json/merges.txt (hint: pass input_ids instead)");
-    ClipTokenizer tok = ClipTokenizer::load(fw.dir() / m.assets.at("vocab.json"), fw.dir() / m.assets.at("merges.txt"));
+    const ClipTokenizer tok = fw.clip_tokenizer(module);
     const int64_t max_len = ClipTextConfig::from_json(m.config, module).max_position_embeddings;
     ClipBatch batch = tok.encode_batch(texts, max_len, /*pad_to_max_length=*/false);
     ids = batch.input_ids;

@@ -36,7 +36,8 @@ constexpr const char* kUsage =
     "  export               a signed .m4adapter bundle bound to one firmware\n"
     "  verify               check a bundle's signature, digests and (with --firmware) binding\n"
     "  compat               which bundles still fit a firmware (ok / retrain / incompatible / bad)\n"
-    "  run                  verify a bundle, load it and predict on one input\n";
+    "  run                  verify a bundle, load it and predict on one input\n"
+    "  serve                one firmware, many verified adapters, a local HTTP/JSON API\n";
 
 std::string one_line(std::string s) {
   for (char& c : s) {
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
     if (cmd == "train-many") return m4::cli::run_train_many(argc - 1, argv + 1);
     if (cmd == "eval") return m4::cli::run_eval(argc - 1, argv + 1);
     if (cmd == "report") return m4::cli::run_report(argc - 1, argv + 1);
+    if (cmd == "serve") return m4::cli::run_serve(argc - 1, argv + 1);
     if (cmd == "keygen" || cmd == "export" || cmd == "verify" || cmd == "compat" || cmd == "run")
       return m4::cli::run_bundle_verb(cmd, argc - 1, argv + 1);
     std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;

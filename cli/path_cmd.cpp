@@ -54,10 +54,7 @@ void run_path2(const Firmware& fw, const std::string& encoder, const fs::path& i
   EncoderRun run = run_encoder(fw, encoder, module_inputs_of(input));
   M4_CHECK(run.out.embeds.defined(), ErrorCode::kMismatch, "module ", encoder,
            " has no projection to the shared embedding space, so Path-2 cannot compare it with text");
-  const FirmwareModule& t = fw.module("txt_enc");
-  M4_CHECK(t.assets.count("vocab.json") && t.assets.count("merges.txt"), ErrorCode::kMismatch, fw.dir().string(),
-           ": txt_enc has no vocab.json/merges.txt to encode the label texts");
-  ClipTokenizer tok = ClipTokenizer::load(fw.dir() / t.assets.at("vocab.json"), fw.dir() / t.assets.at("merges.txt"));
+  const ClipTokenizer tok = fw.clip_tokenizer("txt_enc");
   auto txt = fw.load_module<ClipTextConfig, ClipTextImpl>("txt_enc");
   ClipBatch batch = tok.encode_batch(texts, txt->config().max_position_embeddings, false);
   at::Tensor label_embeds = txt->forward(batch.input_ids, batch.attention_mask).embeds;  // (L, P)

@@ -35,5 +35,10 @@ find_package(yaml-cpp REQUIRED)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET GLOBAL libsodium)
 add_library(m4::sodium ALIAS PkgConfig::SODIUM)
 
+# `m4forge serve`'s HTTP server: Debian's cpp-httplib, a compiled library whose
+# pkg-config Cflags carry the feature defines it was built with.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)
+add_library(m4::httplib ALIAS PkgConfig::HTTPLIB)
+
 # MPI (Open MPI on Debian) for multi-process training; optional at build time.
 find_package(MPI COMPONENTS CXX)

@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "data/csv_reader.h"
 #include "data/dataset_format.h"
 #include "data/png_image.h"
@@ -62,11 +63,11 @@ Batch text_input(const std::string& text) {
   return b;
 }
 
-Batch read_input_file(const fs::path& in) {
+Batch read_input_file(const fs::path& in, const std::string& format) {
   M4_CHECK(fs::is_regular_file(in), ErrorCode::kIo, in.string(), fs::exists(in) ? ": not a regular file" : ": no such file");
   Batch b;
   b.indices = {0};
-  std::string ext = in.extension().string();
+  std::string ext = format.empty() ? in.extension().string() : "." + format;
   for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext == ".png") {
     const Image img = read_png(in, 3);
@@ -85,6 +86,19 @@ Batch read_input_file(const fs::path& in) {
             "' (png image, wav/flac/ogg audio, csv IMU, txt text)");
   }
   return b;
+}
+
+Batch read_input_bytes(std::string_view bytes, const std::string& format, const std::string& where) {
+  const MemoryFile file(bytes);
+  try {
+    return read_input_file(file.path(), format);
+  } catch (const Error& e) {
+    // The decoders name the file they read: here that is the request's bytes.
+    std::string msg = e.what();
+    const std::string fd = file.path().string();
+    for (size_t at = msg.find(fd); at != std::string::npos; at = msg.find(fd)) msg.replace(at, fd.size(), where);
+    throw Error(e.code(), msg);
+  }
 }
 
 }  // namespace m4::data

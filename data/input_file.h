@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "data/loader.h"
 
@@ -15,7 +16,10 @@ namespace m4::data {
 // (1, T) f32 at 16 kHz (resampled); .csv -> imu (1, T, 6) f32 (rows of
 // ax,ay,az,gx,gy,gz, an optional header line); .txt -> text. Anything else,
 // or a malformed file, is one m4::Error naming the file.
-Batch read_input_file(const std::filesystem::path& path);
+// `format` ("png", "wav", ...) overrides the extension.
+Batch read_input_file(const std::filesystem::path& path, const std::string& format = "");
+// The same decoders on bytes in memory (a request body); errors name `where`.
+Batch read_input_bytes(std::string_view bytes, const std::string& format, const std::string& where);
 
 // A batch of one text (Path-3 tasks, or the text beside an input).
 Batch text_input(const std::string& text);

@@ -17,14 +17,14 @@ BundleModel open_bundle_model(const Firmware& fw, const fs::path& bundle, const 
   return open_bound_bundle_model(fw, std::move(v));
 }
 
-BundleModel open_bound_bundle_model(const Firmware& fw, VerifiedBundle bundle) {
-  BundleModel out = build_bundle_model(fw, std::move(bundle));
+BundleModel open_bound_bundle_model(const Firmware& fw, VerifiedBundle bundle, ModuleCache* modules) {
+  BundleModel out = build_bundle_model(fw, std::move(bundle), modules);
   const BundleManifest& m = out.bundle.manifest;
   if (m.canary) out.canary = check_canary(*out.model, out.bundle.canary, *m.canary, out.bundle.path.string());
   return out;
 }
 
-BundleModel build_bundle_model(const Firmware& fw, VerifiedBundle bundle_) {
+BundleModel build_bundle_model(const Firmware& fw, VerifiedBundle bundle_, ModuleCache* modules) {
   BundleModel out;
   out.bundle = std::move(bundle_);
   const fs::path& bundle = out.bundle.path;
@@ -35,7 +35,7 @@ BundleModel build_bundle_model(const Firmware& fw, VerifiedBundle bundle_) {
   const PromptTemplate prompt = parse_prompt_template(m.prompt_template, m.prompt_id, where);
   const TaskConfig task = task_config_from_json(m.task_config, prompt, where);
   const MemoryFile adapter(out.bundle.adapter);
-  out.model = std::make_unique<TaskModel>(fw, task, prompt, m.labels, adapter.path());
+  out.model = std::make_unique<TaskModel>(fw, task, prompt, m.labels, adapter.path(), modules);
   return out;
 }
 

@@ -17,6 +17,7 @@
 namespace m4 {
 
 class Firmware;
+class ModuleCache;
 
 struct BundleModel {
   VerifiedBundle bundle;
@@ -26,9 +27,11 @@ struct BundleModel {
 
 BundleModel open_bundle_model(const Firmware& fw, const std::filesystem::path& bundle, const minisign::PublicKey& key);
 // The same from a bundle already verified and bound to `fw` (check_binding).
-BundleModel open_bound_bundle_model(const Firmware& fw, VerifiedBundle bundle);
+// With `modules`, the model runs on those resident firmware modules (a host
+// of many adapters) instead of loading its own.
+BundleModel open_bound_bundle_model(const Firmware& fw, VerifiedBundle bundle, ModuleCache* modules = nullptr);
 // The model alone, the canary not run (compat runs it on firmware the bundle
 // is not bound to, to measure the drift).
-BundleModel build_bundle_model(const Firmware& fw, VerifiedBundle bundle);
+BundleModel build_bundle_model(const Firmware& fw, VerifiedBundle bundle, ModuleCache* modules = nullptr);
 
 }  // namespace m4

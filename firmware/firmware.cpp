@@ -273,6 +273,13 @@ Tokenizer Firmware::tokenizer(const std::string& name) const {
   return Tokenizer::load(dir_ / it->second);
 }
 
+ClipTokenizer Firmware::clip_tokenizer(const std::string& name) const {
+  const FirmwareModule& m = module(name);
+  M4_CHECK(m.assets.count("vocab.json") && m.assets.count("merges.txt"), ErrorCode::kMismatch, dir_.string(), ": module '", name,
+           "' has no vocab.json/merges.txt to encode texts with (hint: pass input_ids instead)");
+  return ClipTokenizer::load(dir_ / m.assets.at("vocab.json"), dir_ / m.assets.at("merges.txt"));
+}
+
 FirmwareIdentity Firmware::compute_identity(int threads) const {
   FirmwareIdentity id;
   std::map<std::string, FirmwareModule> mods = manifest_.modules;

@@ -18,6 +18,7 @@
 namespace m4 {
 
 class Tokenizer;
+class ClipTokenizer;
 class LlamaImpl;
 struct LlamaLoadOptions;
 
@@ -90,6 +91,8 @@ class Firmware {
   }
   std::shared_ptr<LlamaImpl> load_backbone(const LlamaLoadOptions& options) const;
   Tokenizer tokenizer(const std::string& module = fwkeys::kBackbone) const;
+  // A CLIP text module's byte-level BPE tokenizer (its vocab.json + merges.txt).
+  ClipTokenizer clip_tokenizer(const std::string& module = "txt_enc") const;
 
   // Recomputes every digest from the files (mmap, no copy) and the id.
   FirmwareIdentity compute_identity(int threads = 0) const;

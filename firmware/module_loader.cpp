@@ -4,9 +4,11 @@
 #include "core/error.h"
 #include "firmware/ast.h"
 #include "firmware/clip.h"
+#include "firmware/clip_tokenizer.h"
 #include "firmware/firmware.h"
 #include "firmware/imu_encoder.h"
 #include "firmware/llama.h"
+#include "firmware/tokenizer.h"
 #include "firmware/whisper_encoder.h"
 
 namespace m4 {
@@ -26,6 +28,16 @@ std::shared_ptr<torch::nn::Module> ModuleCache::get(const std::string& name) {
   auto it = modules_.find(name);
   if (it != modules_.end()) return it->second;
   return modules_.emplace(name, load_firmware_module(fw_, name)).first->second;
+}
+
+std::shared_ptr<const Tokenizer> ModuleCache::tokenizer() {
+  if (!tokenizer_) tokenizer_ = std::make_shared<const Tokenizer>(fw_.tokenizer());
+  return tokenizer_;
+}
+
+std::shared_ptr<const ClipTokenizer> ModuleCache::clip_tokenizer() {
+  if (!clip_tokenizer_) clip_tokenizer_ = std::make_shared<const ClipTokenizer>(fw_.clip_tokenizer());
+  return clip_tokenizer_;
 }
 
 }  // namespace m4

@@ -11,6 +11,8 @@
 namespace m4 {
 
 class Firmware;
+class Tokenizer;
+class ClipTokenizer;
 
 // The module `name` of `fw` (zero-copy frozen weights, f32 compute).
 std::shared_ptr<torch::nn::Module> load_firmware_module(const Firmware& fw, const std::string& name);
@@ -25,10 +27,16 @@ class ModuleCache {
   const Firmware& firmware() const { return fw_; }
   std::shared_ptr<torch::nn::Module> get(const std::string& name);
   size_t loads() const { return modules_.size(); }  // modules loaded so far (each once)
+  // The tokenizers beside the modules, loaded once and shared the same way:
+  // the backbone's tokenizer.model, and txt_enc's vocab.json + merges.txt.
+  std::shared_ptr<const Tokenizer> tokenizer();
+  std::shared_ptr<const ClipTokenizer> clip_tokenizer();
 
  private:
   const Firmware& fw_;
   std::map<std::string, std::shared_ptr<torch::nn::Module>> modules_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::shared_ptr<const ClipTokenizer> clip_tokenizer_;
 };
 
 }  // namespace m4

@@ -144,6 +144,18 @@ void Adapter::merge() {
 void Adapter::unmerge() {
   for (auto& [c, a] : parts_) a->unmerge();
 }
+void Adapter::attach() {
+  if (!detached_) return;
+  std::vector<std::string> problems;
+  for (const auto& [comp, module] : modules_) {
+    const std::string hooked = module ? hooked_submodule(comp, *module) : "";
+    if (!hooked.empty()) problems.push_back(hooked + " already carries another adapter (one adapter per loaded module at a time)");
+  }
+  check_problems(problems, target_, ErrorCode::kMismatch);
+  for (auto& [c, a] : parts_) a->attach();
+  detached_ = false;
+}
+
 void Adapter::detach() {
   if (detached_) return;
   for (auto& [c, a] : parts_) a->detach();

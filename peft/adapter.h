@@ -55,6 +55,10 @@ class Adapter {
   void merge();
   void unmerge();
   void detach();  // removes every hook; the firmware modules compute as before
+  // Sets the hooks again after detach() (a host lending shared modules to one
+  // adapter per request); refuses modules that carry another adapter's hooks.
+  void attach();
+  bool attached() const { return !detached_; }
 
   // A projector/head module, or nullptr when the config has none.
   torch::nn::Module* part(const std::string& component) const;

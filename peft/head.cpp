@@ -82,6 +82,7 @@ class ModuleAttachment : public Attachment {
   void train(bool on) override { owned->train(on); }
   torch::nn::Module* module() override { return owned.get(); }
   void detach() override {}
+  void attach() override {}
 };
 
 }  // namespace

@@ -107,6 +107,9 @@ class LoraAttachment : public Attachment {
       s.base->merged_weight = at::Tensor();
     }
   }
+  void attach() override {
+    for (auto& s : sites) s.base->adapter = s.lora.ptr();
+  }
 };
 
 // FNV-1a: a per-site seed that does not depend on the standard library.
@@ -136,9 +139,7 @@ std::unique_ptr<Attachment> attach_lora(const AttachContext& ctx) {
       LoraLinearOptions o(base->in_features(), base->out_features());
       o.r(rules[i].r.value_or(cfg.r)).alpha(rules[i].alpha.value_or(cfg.alpha)).dropout(cfg.dropout).rslora(cfg.rslora);
       o.seed(name_seed(ctx.config->seed, name));
-      LoraLinear lora(o);
-      base->adapter = lora.ptr();
-      a->sites.push_back({name, base, lora});
+      a->sites.push_back({name, base, LoraLinear(o)});
       break;  // first matching rule wins
     }
   }
@@ -155,6 +156,7 @@ std::unique_ptr<Attachment> attach_lora(const AttachContext& ctx) {
     M4_FAIL(ErrorCode::kMismatch, "LoRA target '", rules[i].pattern, "' matches no Linear of ", ctx.component,
             " (nearest: ", near, ")");
   }
+  a->attach();
   return a;
 }
 

@@ -66,6 +66,7 @@ class Attachment {
   virtual void merge() {}
   virtual void unmerge() {}
   virtual void detach() = 0;  // removes every hook from the firmware module
+  virtual void attach() = 0;  // sets them again (a host switching adapters on shared modules)
 };
 
 using AttachFn = std::unique_ptr<Attachment> (*)(const AttachContext&);

@@ -183,6 +183,14 @@ class PrefixAttachment : public Attachment {
     }
     if (llama) llama->prefix_tokens = 0;
   }
+  void attach() override {
+    for (size_t i = 0; i < sites.size(); ++i) {
+      auto hook = prefix->hook(static_cast<int64_t>(i));
+      if (auto l = std::dynamic_pointer_cast<LlamaAttentionImpl>(sites[i].attn)) l->prefix = hook;
+      if (auto e = std::dynamic_pointer_cast<EncoderAttentionImpl>(sites[i].attn)) e->prefix = hook;
+    }
+    if (llama) llama->prefix_tokens = prefix->options.tokens();
+  }
 };
 
 }  // namespace
@@ -209,12 +217,7 @@ std::unique_ptr<Attachment> attach_prefix(const AttachContext& ctx) {
   PrefixTuningOptions o(cfg.num_virtual_tokens, static_cast<int64_t>(a->sites.size()), kv_heads, head_dim);
   o.projection_hidden(cfg.projection_hidden).token_dim(firmware_module_width(*ctx.module)).seed(ctx.config->seed);
   a->prefix = PrefixTuning(o);
-  for (size_t i = 0; i < a->sites.size(); ++i) {
-    auto hook = a->prefix->hook(static_cast<int64_t>(i));
-    if (auto l = std::dynamic_pointer_cast<LlamaAttentionImpl>(a->sites[i].attn)) l->prefix = hook;
-    if (auto e = std::dynamic_pointer_cast<EncoderAttentionImpl>(a->sites[i].attn)) e->prefix = hook;
-  }
-  if (a->llama) a->llama->prefix_tokens = cfg.num_virtual_tokens;
+  a->attach();
   return a;
 }
 

@@ -46,6 +46,7 @@ class PromptAttachment : public Attachment {
   std::vector<NamedParameter> touched() override { return {{"backbone.embed_tokens.weight", llama->embed_tokens->weight}}; }
   void train(bool on) override { prompt->train(on); }
   void detach() override { llama->input_prompt.reset(); }
+  void attach() override { llama->input_prompt = std::dynamic_pointer_cast<InputPrompt>(prompt.ptr()); }
 };
 
 }  // namespace
@@ -58,7 +59,7 @@ std::unique_ptr<Attachment> attach_prompt(const AttachContext& ctx) {
   PromptTuningOptions o(ctx.config->prompt.num_virtual_tokens, llama->config().hidden_size);
   a->prompt = PromptTuning(o.seed(ctx.config->seed));
   if (!ctx.prompt_init_ids.empty()) a->prompt->init_from_tokens(llama->embed_tokens->weight, ctx.prompt_init_ids);
-  llama->input_prompt = std::dynamic_pointer_cast<InputPrompt>(a->prompt.ptr());
+  a->attach();
   return a;
 }
 

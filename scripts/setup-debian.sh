@@ -18,6 +18,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libsodium-dev minisign
   chromium fonts-dejavu-core
+  libcpp-httplib-dev curl
   base-files
   dataset-fashion-mnist
 )

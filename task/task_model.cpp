@@ -44,9 +44,9 @@ struct TaskModel::Impl {
   Adapter::Modules modules;
   std::unique_ptr<Adapter> adapter;
   std::shared_ptr<LlamaImpl> backbone;
-  std::optional<Tokenizer> tok;
+  std::shared_ptr<const Tokenizer> tok;  // shared through a ModuleCache when there is one
   std::string encoder;
-  std::optional<ClipTokenizer> clip_tok;
+  std::shared_ptr<const ClipTokenizer> clip_tok;
   at::Tensor frozen_label_embeds;  // Path-2 with a frozen txt_enc: computed once
   int64_t max_new_tokens = 48;
 
@@ -61,14 +61,10 @@ struct TaskModel::Impl {
     encoder = input_encoder(task);
     if (modules.count("backbone")) {
       backbone = std::dynamic_pointer_cast<LlamaImpl>(modules.at("backbone"));
-      if (fw.module("backbone").assets.count("tokenizer.model")) tok = fw.tokenizer();  // pre-tokenized data needs none
+      if (fw.module("backbone").assets.count("tokenizer.model"))  // pre-tokenized data needs none
+        tok = cache ? cache->tokenizer() : std::make_shared<const Tokenizer>(fw.tokenizer());
     }
-    if (modules.count("txt_enc")) {
-      const FirmwareModule& t = fw.module("txt_enc");
-      M4_CHECK(t.assets.count("vocab.json") && t.assets.count("merges.txt"), ErrorCode::kMismatch, fw.dir().string(),
-               ": txt_enc has no vocab.json/merges.txt to encode label texts");
-      clip_tok = ClipTokenizer::load(fw.dir() / t.assets.at("vocab.json"), fw.dir() / t.assets.at("merges.txt"));
-    }
+    if (modules.count("txt_enc")) clip_tok = cache ? cache->clip_tokenizer() : std::make_shared<const ClipTokenizer>(fw.clip_tokenizer());
     nlohmann::json peft = task.peft;
     // A classifier head has one output per label.
     if (task.trainable.count("head") && task.trainable.at("head") == "full" &&
@@ -172,7 +168,7 @@ struct TaskModel::Impl {
     at::Tensor ids, mask, labels;
   };
   Seq sequences(const Batch& b, bool with_target) const {
-    M4_CHECK(tok.has_value(), ErrorCode::kMismatch, fw.dir().string(), ": the backbone has no tokenizer.model, so task ",
+    M4_CHECK(tok != nullptr, ErrorCode::kMismatch, fw.dir().string(), ": the backbone has no tokenizer.model, so task ",
              task.task, " needs pre-tokenized input_ids data");
     std::vector<std::vector<int64_t>> rows, labs;
     for (int64_t i = 0; i < b.size(); ++i) {

@@ -25,6 +25,7 @@
 #include "prompts/prompt_template.h"
 #include "task/run_record.h"
 #include "task/task_config.h"
+#include "tests/support/adapter_files.h"
 #include "tests/support/cli_test.h"
 #include "tests/support/image_files.h"
 #include "tests/support/test_util.h"
@@ -91,26 +92,8 @@ class BundleCli : public test::CliTest {
     fs::create_directory(tmp_ / "hostile");
   }
 
-  // The adapter a task config describes on `fw` (a classifier head gets the
-  // template's label count), with random weights so it changes outputs.
   std::string make_adapter(const std::string& fw_dir, const fs::path& out, const std::string& cfg = "") {
-    const Firmware fw = Firmware::open(fw_dir);
-    const TaskConfig task = load_task_config(cfg.empty() ? cfg_ : cfg, {}, test::repo_dir());
-    nlohmann::json pj = task.peft;
-    if (task.trainable.count("head") && task.trainable.at("head") == "full") {
-      pj["head"]["classes"] = load_prompt_template(test::repo_dir(), task.prompt).labels.size();
-    }
-    const PeftConfig peft = PeftConfig::from_json({{"trainable", task.trainable}, {"peft", pj}}, cfg_);
-    Adapter::Modules modules;
-    for (const auto& m : task.modules) modules[m] = load_firmware_module(fw, m);
-    Adapter a(modules, peft, fw.label());
-    at::manual_seed(0);
-    {
-      at::NoGradGuard g;
-      for (auto& p : a.parameters()) p.tensor.normal_(0, 0.02);
-    }
-    a.save(out);
-    return out.string();
+    return test::write_random_adapter(fw_dir, cfg.empty() ? cfg_ : cfg, out);
   }
 
   CliRun export_bundle(const std::string& out, const std::string& key, const std::string& fw = "") {

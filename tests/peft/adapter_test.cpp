@@ -108,6 +108,44 @@ TEST_F(DemoFirmware, EveryMethodTrainsAndTheFirmwareStaysByteIdentical) {
   EXPECT_EQ(file_hashes(), before);
 }
 
+TEST_F(DemoFirmware, AdaptersTakeTurnsOnOneSharedModule) {
+  // What `m4forge serve` does with many adapters over one resident backbone:
+  // each is detached between requests and attached for its own.
+  Firmware fw = Firmware::open(fw_dir());
+  auto backbone = std::dynamic_pointer_cast<LlamaImpl>(load_firmware_module(fw, "backbone"));
+  const at::Tensor ids = at::randint(0, backbone->config().vocab_size, {1, 8}, at::kLong);
+  at::NoGradGuard ng;
+  const at::Tensor base = backbone->forward(ids).logits.clone();
+  std::vector<std::unique_ptr<Adapter>> adapters;
+  std::vector<at::Tensor> own;
+  for (const char* method : {"lora", "prefix", "prompt"}) {
+    adapters.push_back(std::make_unique<Adapter>(
+        Adapter::Modules{{"backbone", backbone}},
+        test::peft_config(std::string(R"({"trainable": {"backbone": ")") + method + R"("}})"), "demo"));
+    for (auto& p : adapters.back()->parameters()) p.tensor.normal_(0, 0.5);
+    adapters.back()->eval();
+    at::Tensor out = backbone->forward(ids).logits;
+    own.push_back(out.narrow(1, out.size(1) - 8, 8).clone());  // prompt tuning prepends soft tokens
+    EXPECT_GT(max_abs_diff(own.back(), base), 1e-3) << method;
+    // Another adapter may not attach while this one is.
+    EXPECT_THROW(Adapter({{"backbone", backbone}}, test::peft_config(R"({"trainable": {"backbone": "lora"}})"), "demo"), Error);
+    adapters.back()->detach();
+    EXPECT_FALSE(adapters.back()->attached());
+    EXPECT_EQ(max_abs_diff(backbone->forward(ids).logits, base), 0) << "detached: the firmware's own outputs";
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < adapters.size(); ++i) {
+      adapters[i]->attach();
+      at::Tensor out = backbone->forward(ids).logits;
+      EXPECT_EQ(max_abs_diff(out.narrow(1, out.size(1) - 8, 8), own[i]), 0) << i;
+      const size_t other = (i + 1) % adapters.size();
+      test::expect_error([&] { adapters[other]->attach(); }, {"already carries another adapter"});
+      adapters[i]->detach();
+    }
+  }
+  EXPECT_EQ(max_abs_diff(backbone->forward(ids).logits, base), 0);
+}
+
 TEST_F(DemoFirmware, SaveLoadRoundTripsAndLoadingFailsClosed) {
   Firmware fw = Firmware::open(fw_dir());
   auto backbone = load_firmware_module(fw, "backbone");
