@@ -27,7 +27,7 @@ namespace {
 
 std::string_view view(const MappedFile& f) { return {reinterpret_cast<const char*>(f.data()), f.size()}; }
 
-BundleManifest describe(const Firmware& fw, const ExportRequest& req, std::string_view adapter_bytes) {
+BundleManifest describe(const Firmware& fw, const ExportRequest& req, std::string_view adapter_bytes, ModuleCache& cache) {
   const std::string where = req.adapter_file.string();
   M4_CHECK(req.trained_on.empty() || req.trained_on == fw.id(), ErrorCode::kMismatch, where,
            ": the adapter was trained on firmware_id ", req.trained_on, " but ", fw.dir().string(), " is ", fw.label(),
@@ -35,7 +35,7 @@ BundleManifest describe(const Firmware& fw, const ExportRequest& req, std::strin
   Adapter::Modules modules;
   for (const auto& n : req.task.modules) {
     M4_CHECK(fw.has(n), ErrorCode::kMismatch, where, ": the task needs module ", n, ", which ", fw.label(), " does not have");
-    modules[n] = load_firmware_module(fw, n);
+    modules[n] = cache.get(n);
   }
   const auto adapter = Adapter::open_file(req.adapter_file, modules, fw.label());
 
@@ -78,7 +78,8 @@ BundleManifest describe(const Firmware& fw, const ExportRequest& req, std::strin
 
 BundleManifest describe_bundle(const Firmware& fw, const ExportRequest& req) {
   const auto file = MappedFile::open(req.adapter_file);
-  return describe(fw, req, view(*file));
+  ModuleCache cache(fw);
+  return describe(fw, req, view(*file), cache);
 }
 
 BundleManifest write_bundle(const std::filesystem::path& out, const Firmware& fw, const ExportRequest& req,
@@ -86,13 +87,13 @@ BundleManifest write_bundle(const std::filesystem::path& out, const Firmware& fw
   M4_CHECK(out.extension() == ".m4adapter", ErrorCode::kInvalidArgument, out.string(),
            ": a bundle's file name must end in .m4adapter");
   const auto file = MappedFile::open(req.adapter_file);
-  BundleManifest m = describe(fw, req, view(*file));
-  // The canary: the probes through the adapter, then through the same task without it.
+  ModuleCache cache(fw);  // each module loaded once for the description and both canary models
+  BundleManifest m = describe(fw, req, view(*file), cache);
+  // The canary: the probes through the adapter, then without its hooks.
   Canary canary;
   if (req.prompt) {
-    auto trained = std::make_unique<TaskModel>(fw, req.task, *req.prompt, req.labels, req.adapter_file);
-    auto base = std::make_unique<TaskModel>(fw, req.task, *req.prompt, req.labels);
-    canary = make_canary(*trained, *base);
+    TaskModel trained(fw, req.task, *req.prompt, req.labels, req.adapter_file, &cache);
+    canary = make_canary(trained);
     m.canary = canary.entry;
   }
   const std::string manifest = m.serialize();

@@ -1,6 +1,6 @@
 // The canary in every bundle: a few seeded probe inputs of the task's modality
 // and the outputs the adapter gave on them on the exact firmware it was
-// exported for, plus the outputs without the adapter. Whoever loads the bundle
+// exported for, plus the outputs with its hooks removed. Whoever loads the bundle
 // re-runs the probes and refuses an adapter whose outputs moved beyond the
 // stated tolerance (drift: another numeric implementation, a base that is not
 // quite the one trained on) or fell back to the firmware's own (no effect: an
@@ -24,7 +24,7 @@ inline constexpr int64_t kProbes = 4;
 inline constexpr uint64_t kSeed = 0x6d34636e;  // "m4cn"
 inline constexpr const char* kInputPrefix = "input.";          // input.image, input.audio, input.imu, input.input_ids
 inline constexpr const char* kExpected = "expected.adapter";  // (probes, K) f32: with the adapter
-inline constexpr const char* kBase = "expected.base";         // (probes, K) f32: the same model without the adapter
+inline constexpr const char* kBase = "expected.base";         // (probes, K) f32: the same model, the adapter's hooks removed
 inline constexpr const char* kTextsMetadata = "texts";        // JSON {variable: [probes strings]}
 // The tolerance: this fraction of the largest expected |output| (at least 1).
 inline constexpr double kRelativeTolerance = 1e-3;
@@ -35,9 +35,11 @@ struct Canary {
   BundleManifest::Canary entry;    // what the manifest pins and states
 };
 
-// At export: the probes through `trained` (the adapter loaded) and `base`
-// (the same task without it). The models must be of one task on one firmware.
-Canary make_canary(TaskModel& trained, TaskModel& base);
+// At export: the probes through `trained` (the adapter loaded), then through
+// the same model with the adapter's hooks removed (LoRA, prefixes, a soft
+// prompt: what an adapter that loads and is never applied gives; a projector
+// or head, which the path cannot run without, stays). Leaves the adapter detached.
+Canary make_canary(TaskModel& trained);
 
 enum class CanaryVerdict { kOk, kDrift, kNoEffect };
 

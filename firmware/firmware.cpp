@@ -16,6 +16,7 @@
 #include "core/safetensors.h"
 #include "core/sha256.h"
 #include "firmware/clip_tokenizer.h"
+#include "firmware/digest_cache.h"
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
 #include "firmware/tokenizer.h"
@@ -291,18 +292,37 @@ FirmwareIdentity Firmware::compute_identity(int threads) const {
   return id;
 }
 
+std::optional<std::string> Firmware::digest_cache_key(const std::string& name) const {
+  const FirmwareModule& m = module(name);
+  std::vector<fs::path> files;
+  for (const auto& w : m.weights) files.push_back(dir_ / w);
+  for (const auto& [role, rel] : m.assets) files.push_back(dir_ / rel);
+  return DigestCache::key(json({{"arch", m.arch}, {"config", m.config}, {"weights", m.weights}, {"assets", m.assets}}).dump(), files);
+}
+
 void Firmware::verify_modules(const std::vector<std::string>& names, int threads) const {
+  const DigestCache cache = DigestCache::open_default();
   for (const auto& name : names) {
     M4_CHECK(manifest_.modules.count(name), ErrorCode::kMismatch, dir_.string(), ": no module '", name, "' in ", label());
     const FirmwareModule& m = manifest_.modules.at(name);
+    // Files unchanged since they last hashed to the recorded digest (digest_cache.h): no re-hash.
+    const auto key = cache.enabled() ? digest_cache_key(name) : std::nullopt;
+    if (key && cache.lookup(*key) == m.digest) continue;
     const std::string digest = compute_module_digest(dir_, m, threads);
     M4_CHECK(digest == m.digest, ErrorCode::kMismatch, dir_.string(), ": module '", name,
              "' content changed since import (digest ", digest, ", recorded ", m.digest,
              "): its bytes are not the firmware_id's (hint: re-import the firmware, or `firmware inspect --verify`)");
+    if (key) cache.store(*key, digest);
   }
 }
 
 void Firmware::verify(int threads) const {
+  // Keys before hashing: a file changed while it is hashed has another key next time.
+  const DigestCache cache = DigestCache::open_default();
+  std::map<std::string, std::optional<std::string>> keys;
+  if (cache.enabled()) {
+    for (const auto& [name, m] : manifest_.modules) keys[name] = digest_cache_key(name);
+  }
   FirmwareIdentity id = compute_identity(threads);
   for (const auto& [name, digest] : id.module_digests) {
     M4_CHECK(digest == manifest_.modules.at(name).digest, ErrorCode::kMismatch, dir_.string(), ": module '",
@@ -311,6 +331,9 @@ void Firmware::verify(int threads) const {
   }
   M4_CHECK(id.firmware_id == manifest_.firmware_id, ErrorCode::kMismatch, dir_.string(),
            ": recomputed firmware_id ", id.firmware_id, " differs from the recorded ", manifest_.firmware_id);
+  for (const auto& [name, key] : keys) {  // every module hashed to its recorded digest: refresh the cache
+    if (key) cache.store(*key, id.module_digests.at(name));
+  }
   // The bytes are the recorded ones; they must also be numbers. A NaN or an
   // infinity in a weight (an imported checkpoint that diverged) makes every
   // output NaN, whatever adapter rides on it.
@@ -338,8 +361,9 @@ FirmwareManifest create_firmware(const fs::path& out, const std::string& name, c
   }
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   fs::create_directories(parent);
-  const fs::path staging =
-      parent / ("." + out.filename().string() + ".staging-" + std::to_string(::getpid()));
+  std::string staging_name(1, '.');  // appended piecewise: GCC 12 misreads "." + std::string as an overflow
+  staging_name.append(out.filename().string()).append(".staging-").append(std::to_string(::getpid()));
+  const fs::path staging = parent / staging_name;
   fs::remove_all(staging);
   fs::create_directories(staging);
   struct Cleanup {

@@ -97,11 +97,17 @@ class Firmware {
   // Recomputes every digest from the files (mmap, no copy) and the id.
   FirmwareIdentity compute_identity(int threads = 0) const;
   // Throws m4::Error(kMismatch) naming the first module whose content changed.
+  // Always hashes; refreshes the digest cache (firmware/digest_cache.h).
   void verify(int threads = 0) const;
   // The same for some modules only: their files re-hashed and compared with
   // the digests firmware.json records (which firmware_id covers). What a
-  // bundle depends on is checked this way before it is trusted to bind.
+  // bundle depends on is checked this way before it is trusted to bind. A
+  // module whose files are unchanged since they last hashed to its recorded
+  // digest (the digest cache) is not hashed again.
   void verify_modules(const std::vector<std::string>& names, int threads = 0) const;
+  // The digest cache's key for a module: what it is and the stat identity of
+  // each file it hashes (nullopt when a file cannot be stat'ed).
+  std::optional<std::string> digest_cache_key(const std::string& module) const;
 
  private:
   std::filesystem::path dir_;

@@ -3,6 +3,8 @@
 // (firmware_id) and its independence from tensor naming, detection of changes
 // after import, and every failed import leaving no trace.
 #include <ATen/ATen.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,6 +25,7 @@
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "firmware/demo.h"
+#include "firmware/digest_cache.h"
 #include "firmware/firmware.h"
 #include "firmware/llama.h"
 #include "firmware/tokenizer.h"
@@ -339,6 +342,55 @@ TEST_F(FirmwareTamper, FlippedTensorByteFailsVerify) {
     EXPECT_EQ(e.code(), ErrorCode::kMismatch);
   }
   expect_error([&] { fw.verify(); }, {fw_.string(), "module 'backbone' content changed since import"});
+}
+
+// The digest cache (firmware/digest_cache.h): what it skips and what it trusts.
+TEST_F(FirmwareTamper, TheDigestCacheSkipsOnlyFilesTheKernelSaysAreUnchanged) {
+  const fs::path cache = tmp_ / "cache" / "digests.json";
+  ::setenv("M4FORGE_DIGEST_CACHE", cache.c_str(), 1);
+  struct Unset {
+    ~Unset() { ::setenv("M4FORGE_DIGEST_CACHE", "off", 1); }
+  } unset;
+  const Firmware fw = Firmware::open(fw_);
+  fw.verify_modules({"backbone"});  // hashed, and remembered
+  ASSERT_TRUE(fs::exists(cache));
+  const auto key = fw.digest_cache_key("backbone");
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(DigestCache(cache).lookup(*key), fw.module("backbone").digest);
+  fw.verify_modules({"backbone"});
+
+  // A byte edited in place, the same size, the mtime put back: the change time
+  // moved, so the key is another, the module is hashed again and refused.
+  struct stat before {};
+  ASSERT_EQ(::stat(weights_.c_str(), &before), 0);
+  {
+    std::fstream io(weights_, std::ios::binary | std::ios::in | std::ios::out);
+    io.seekg(-40, std::ios::end);
+    char c = 0;
+    io.get(c);
+    io.seekp(-40, std::ios::end);
+    io.put(static_cast<char>(c ^ 0x01));
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, weights_.c_str(), times, 0), 0);
+  ASSERT_NE(fw.digest_cache_key("backbone"), key);
+  expect_error([&] { fw.verify_modules({"backbone"}); }, {"module 'backbone' content changed since import"});
+  EXPECT_EQ(DigestCache(cache).lookup(*fw.digest_cache_key("backbone")), "") << "a mismatch is never remembered";
+
+  // What it trusts: an entry for the edited file's identity saying the recorded
+  // digest (a forged cache file) is believed by verify_modules; inspect --verify
+  // (Firmware::verify) always hashes and still refuses.
+  DigestCache(cache).store(*fw.digest_cache_key("backbone"), fw.module("backbone").digest);
+  fw.verify_modules({"backbone"});
+  expect_error([&] { fw.verify(); }, {"module 'backbone' content changed since import"});
+
+  // A malformed cache is as good as none; off writes nothing.
+  write_file_atomic(cache, "{not json");
+  EXPECT_EQ(DigestCache(cache).lookup(*key), "");
+  ::setenv("M4FORGE_DIGEST_CACHE", "off", 1);
+  fs::remove(cache);
+  expect_error([&] { fw.verify_modules({"backbone"}); }, {"content changed since import"});
+  EXPECT_FALSE(fs::exists(cache));
 }
 
 TEST_F(FirmwareTamper, EditedFirmwareIdFailsOpen) {

@@ -50,7 +50,10 @@ class CliTest : public ::testing::Test {
  protected:
   CliRun m4(const std::vector<std::string>& args) {
     std::string cmd = quote(cli_path());
-    for (const auto& a : args) cmd += " " + quote(a);
+    for (const auto& a : args) {
+      cmd += ' ';
+      cmd += quote(a);
+    }
     const std::filesystem::path o = tmp_ / "stdout", e = tmp_ / "stderr";
     cmd += " >" + quote(o.string()) + " 2>" + quote(e.string());
     int status = std::system(cmd.c_str());

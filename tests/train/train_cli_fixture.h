@@ -28,7 +28,10 @@ class TrainCli : public CliTest {
   }
   CliRun mpi(const std::vector<std::string>& args, const std::string& env = "") {
     std::string cmd = env + " mpirun -np 2 " + quote(cli_path());
-    for (const auto& a : args) cmd += " " + quote(a);
+    for (const auto& a : args) {
+      cmd += ' ';
+      cmd += quote(a);
+    }
     const std::filesystem::path o = tmp_ / "mpi.out", e = tmp_ / "mpi.err";
     cmd += " >" + quote(o.string()) + " 2>" + quote(e.string());
     const int status = std::system(cmd.c_str());
