@@ -216,18 +216,16 @@ struct TaskModel::Impl {
   at::Tensor head_logits(const Seq& s, const at::Tensor& pre) {
     const LlamaForwardOptions& fo = kHiddenOnly;
     LlamaOutput out;
-    at::Tensor mask = s.mask;
     if (pre.defined()) {
       PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
       out = backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, fo);
-      mask = p.attention_mask;
     } else {
       out = backbone->forward(s.ids, s.mask, {}, nullptr, fo);
     }
     at::Tensor h = out.hidden_states.back();  // (B, T', hidden); T' - T = soft prompt tokens in front
-    // The last real token of each right-padded row: its final hidden state is the feature.
-    at::Tensor last = mask.sum(1) - 1 + (h.size(1) - mask.size(1));  // (B)
-    at::Tensor feat = h.gather(1, last.view({-1, 1, 1}).expand({h.size(0), 1, h.size(2)})).squeeze(1);
+    // The rows are left-padded (sequences(b, false)), so every row's last real
+    // token is the last position: its final hidden state is the feature.
+    at::Tensor feat = h.select(1, h.size(1) - 1);  // (B, hidden)
     return dynamic_cast<ClassifierHeadImpl*>(adapter->part("head"))->forward(feat);
   }
 
