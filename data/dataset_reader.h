@@ -17,8 +17,15 @@ class DatasetReader {
  public:
   // Opens and validates: format tag, known datasets with the table's dtypes and
   // ranks, one N for all, labels in [0, len(label_names)), audio lengths in
-  // [0, T]. Any problem is one m4::Error line naming the file.
+  // [0, T]. Any problem is one m4::Error line naming the file. The file is
+  // first opened, and the first rows of every dataset read, in a child
+  // process (core/isolated_call.h): libhdf5 crashes or loops on some corrupt
+  // files (fuzz/README.md), and that must end in an error line, not take the
+  // run with it. $M4FORGE_HDF5_TIMEOUT_S bounds the child (default 30 s);
+  // M4FORGE_HDF5_ISOLATION=off opens in process only.
   static std::shared_ptr<DatasetReader> open(const std::filesystem::path& path);
+  // The same without the child (a file already checked, or the child itself).
+  static std::shared_ptr<DatasetReader> open_in_process(const std::filesystem::path& path);
   ~DatasetReader();
   DatasetReader(const DatasetReader&) = delete;
   DatasetReader& operator=(const DatasetReader&) = delete;
