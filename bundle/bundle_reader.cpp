@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "bundle/tar_archive.h"
 #include "core/error.h"
@@ -79,11 +80,16 @@ BundleEntries read_bundle_entries(std::string_view archive, const std::string& w
   return e;
 }
 
-VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::PublicKey* key, const std::string& where) {
+namespace {
+
+// The key a signature is checked with, chosen once it is parsed; null: not checked.
+using KeyChoice = std::function<const minisign::PublicKey*(const minisign::Signature&)>;
+
+VerifiedBundle verify_archive(std::string_view archive, const KeyChoice& choose_key, const std::string& where) {
   const BundleEntries e = read_bundle_entries(archive, where);
 
   const minisign::Signature sig = minisign::parse_signature(e.signature, where + ": " + k::kSignatureFile);
-  if (key) minisign::verify(*key, sig, e.manifest, where + ": " + k::kSignatureFile);
+  if (const minisign::PublicKey* key = choose_key(sig)) minisign::verify(*key, sig, e.manifest, where + ": " + k::kSignatureFile);
 
   nlohmann::json j;
   try {
@@ -127,16 +133,39 @@ VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::Pub
   return v;
 }
 
-VerifiedBundle verify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key) {
+VerifiedBundle verify_file(const std::filesystem::path& bundle, const KeyChoice& choose_key) {
   const std::string where = bundle.string();
   check_regular_file(bundle, "bundle file");
   M4_CHECK(std::filesystem::file_size(bundle) > 0, ErrorCode::kBadInput, where, ": tar: empty file");
   auto file = MappedFile::open(bundle);
-  VerifiedBundle v = verify_bundle_bytes(
-      std::string_view(reinterpret_cast<const char*>(file->data()), file->size()), key, where);
+  VerifiedBundle v = verify_archive(std::string_view(reinterpret_cast<const char*>(file->data()), file->size()), choose_key, where);
   v.path = bundle;
   v.file = std::move(file);
   return v;
+}
+
+}  // namespace
+
+VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::PublicKey* key, const std::string& where) {
+  return verify_archive(archive, [key](const minisign::Signature&) { return key; }, where);
+}
+
+VerifiedBundle verify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key) {
+  return verify_file(bundle, [key](const minisign::Signature&) { return key; });
+}
+
+VerifiedBundle verify_bundle(const std::filesystem::path& bundle, const std::vector<minisign::PublicKey>& trusted) {
+  return verify_file(bundle, [&](const minisign::Signature& sig) -> const minisign::PublicKey* {
+    std::string ids;
+    for (const auto& k : trusted) {
+      if (k.keynum == sig.keynum) return &k;
+      ids += (ids.empty() ? "" : ", ") + k.key_id();
+    }
+    minisign::PublicKey signer;
+    signer.keynum = sig.keynum;
+    M4_FAIL(ErrorCode::kMismatch, bundle.string(), ": ", k::kSignatureFile, ": signed by key ", signer.key_id(),
+            ", which is not one of the trusted keys (", ids, ")");
+  });
 }
 
 }  // namespace m4

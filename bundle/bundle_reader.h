@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bundle/bundle_manifest.h"
 #include "bundle/minisign.h"
@@ -34,6 +35,9 @@ struct VerifiedBundle {
 // Every check that needs no firmware; throws one m4::Error "<bundle>: <check>: ...".
 // `key` null skips only the signature check (compat without --pubkey).
 VerifiedBundle verify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key);
+// The same against a set of trusted keys: the one whose id the signature
+// names checks it; a signature by any other key is m4::Error(kMismatch).
+VerifiedBundle verify_bundle(const std::filesystem::path& bundle, const std::vector<minisign::PublicKey>& trusted);
 // The same on bytes already in memory (fuzzing, tests); `where` names them.
 VerifiedBundle verify_bundle_bytes(std::string_view archive, const minisign::PublicKey* key, const std::string& where);
 

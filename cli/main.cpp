@@ -39,13 +39,6 @@ constexpr const char* kUsage =
     "  run                  verify a bundle, load it and predict on one input\n"
     "  serve                one firmware, many verified adapters, a local HTTP/JSON API\n";
 
-std::string one_line(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return s;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,17 +69,17 @@ int main(int argc, char** argv) {
     std::cerr << "m4forge: error: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const m4::Error& e) {
-    std::cerr << "m4forge: error: " << one_line(e.what()) << "\n";
+    std::cerr << "m4forge: error: " << m4::one_line(e.what()) << "\n";
     return static_cast<int>(e.code());
   } catch (const std::filesystem::filesystem_error& e) {
     // Names the path(s) itself; an I/O failure, not a bug.
-    std::cerr << "m4forge: error: " << one_line(e.what()) << "\n";
+    std::cerr << "m4forge: error: " << m4::one_line(e.what()) << "\n";
     return static_cast<int>(m4::ErrorCode::kIo);
   } catch (const c10::Error& e) {
-    std::cerr << "m4forge: error: " << one_line(e.what_without_backtrace()) << "\n";
+    std::cerr << "m4forge: error: " << m4::one_line(e.what_without_backtrace()) << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "m4forge: error: " << one_line(e.what()) << "\n";
+    std::cerr << "m4forge: error: " << m4::one_line(e.what()) << "\n";
     return 1;
   }
 }

@@ -62,8 +62,7 @@ int train_cmd(int argc, char** argv) {
     if (comm->world() == 1) throw;
     // One rank failing must end the job, not leave the others in a collective.
     const auto* me = dynamic_cast<const Error*>(&e);
-    std::string msg = e.what();
-    for (char& c : msg) c = (c == '\n') ? ' ' : c;
+    const std::string msg = one_line(e.what());
     // One write(2): std::cerr writes each piece apart, and mpirun's own abort
     // banner would land inside the line.
     const std::string line = "m4forge: error: rank " + std::to_string(comm->rank()) + ": " + msg + "\n";

@@ -29,17 +29,20 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
+// `s` with line breaks turned into spaces: every error is one line.
+inline std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
 namespace detail {
 template <typename... Parts>
 std::string concat(const Parts&... parts) {
   std::ostringstream os;
   (os << ... << parts);
-  std::string s = os.str();
-  // One line, always: embedded newlines would break the "one-line error" rule.
-  for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return s;
+  return one_line(os.str());  // embedded newlines would break the "one-line error" rule
 }
 }  // namespace detail
 

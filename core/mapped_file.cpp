@@ -70,4 +70,11 @@ MemoryFile::~MemoryFile() {
 
 std::filesystem::path MemoryFile::path() const { return "/proc/self/fd/" + std::to_string(fd_); }
 
+Error MemoryFile::renamed(const Error& e, const std::string& where) const {
+  std::string msg = e.what();
+  const std::string fd = path().string();
+  for (size_t at = msg.find(fd); at != std::string::npos; at = msg.find(fd, at + where.size())) msg.replace(at, fd.size(), where);
+  return Error(e.code(), msg);
+}
+
 }  // namespace m4

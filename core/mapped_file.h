@@ -6,9 +6,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace m4 {
+
+class Error;
 
 // Refuses, as m4::Error(kIo) naming `path`, a path that does not exist ("no such
 // <noun>") or is not a regular file (saying whether it is a directory or a
@@ -24,6 +27,9 @@ class MemoryFile {
   MemoryFile(const MemoryFile&) = delete;
   MemoryFile& operator=(const MemoryFile&) = delete;
   std::filesystem::path path() const;
+  // `e` (from a reader that opened path()) with that path replaced by `where`:
+  // the message names what the bytes are, not a file descriptor.
+  Error renamed(const Error& e, const std::string& where) const;
 
  private:
   int fd_ = -1;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -284,8 +285,12 @@ at::Tensor SafetensorsFile::tensor(const TensorInfo& info) const {
   return at::from_blob(ptr, info.shape, [keep](void*) {}, options);
 }
 
-void write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+
+// The file's bytes, in order, handed to `write`; `where` names the target in errors.
+void serialize_safetensors(const std::string& where, const NamedTensors& tensors, const std::map<std::string, std::string>& metadata,
+                           const std::function<void(const void*, size_t)>& write) {
+  const std::filesystem::path path = where;
   size_t bad_at = 0;
   for (const auto& [k, v] : metadata) {
     M4_CHECK(valid_utf8(k, &bad_at) && valid_utf8(v, &bad_at), ErrorCode::kInvalidArgument, path.string(),
@@ -321,11 +326,25 @@ void write_safetensors(const std::filesystem::path& path, const NamedTensors& te
   text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-byte aligned
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  write(len, 8);
+  write(text.data(), text.size());
+  for (const auto& c : contiguous) write(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
+}
+
+}  // namespace
+
+void write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
+                       const std::map<std::string, std::string>& metadata) {
   AtomicFileWriter w(path);
-  w.write(len, 8);
-  w.write(text);
-  for (const auto& c : contiguous) w.write(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
+  serialize_safetensors(path.string(), tensors, metadata, [&](const void* p, size_t n) { w.write(p, n); });
   w.commit();
+}
+
+std::string safetensors_bytes(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata,
+                              const std::string& where) {
+  std::string out;
+  serialize_safetensors(where, tensors, metadata, [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); });
+  return out;
 }
 
 }  // namespace m4

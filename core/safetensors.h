@@ -86,5 +86,8 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 // atomically: temp file, fsync, rename. Names must be unique.
 void write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+// The same bytes in memory (an entry of an archive); `where` names them in errors.
+std::string safetensors_bytes(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata,
+                              const std::string& where);
 
 }  // namespace m4

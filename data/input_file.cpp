@@ -93,11 +93,7 @@ Batch read_input_bytes(std::string_view bytes, const std::string& format, const 
   try {
     return read_input_file(file.path(), format);
   } catch (const Error& e) {
-    // The decoders name the file they read: here that is the request's bytes.
-    std::string msg = e.what();
-    const std::string fd = file.path().string();
-    for (size_t at = msg.find(fd); at != std::string::npos; at = msg.find(fd)) msg.replace(at, fd.size(), where);
-    throw Error(e.code(), msg);
+    throw file.renamed(e, where);  // the decoders name the file they read: here, the request's bytes
   }
 }
 

@@ -2,16 +2,13 @@
 #include "export/canary.h"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/safetensors.h"
@@ -19,7 +16,6 @@
 #include "task/task_model.h"
 
 namespace m4 {
-namespace fs = std::filesystem;
 namespace ck = canarykeys;
 using nlohmann::json;
 
@@ -38,23 +34,6 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return d.numel() ? d.max().item<double>() : 0.0;
 }
 
-// The bytes of a safetensors file holding `tensors`, written through a
-// temporary file (the writer is file-based) that is removed at once.
-std::string safetensors_bytes(const NamedTensors& tensors, const std::map<std::string, std::string>& metadata) {
-  static std::atomic<int> counter{0};
-  const fs::path tmp = fs::temp_directory_path() /
-                       ("m4forge-canary-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".safetensors");
-  struct Remove {
-    fs::path p;
-    ~Remove() {
-      std::error_code ec;
-      fs::remove(p, ec);
-    }
-  } remove{tmp};
-  write_safetensors(tmp, tensors, metadata);
-  return read_text_file(tmp, bundlekeys::kMaxCanaryBytes);
-}
-
 }  // namespace
 
 Canary make_canary(TaskModel& trained) {
@@ -71,7 +50,7 @@ Canary make_canary(TaskModel& trained) {
   json texts = json::object();
   for (const auto& [name, values] : in.texts) texts[name] = values;
   Canary c;
-  c.bytes = safetensors_bytes(tensors, {{ck::kTextsMetadata, texts.dump()}});
+  c.bytes = safetensors_bytes(tensors, {{ck::kTextsMetadata, texts.dump()}}, bundlekeys::kCanaryFile);
   c.entry.sha256 = "sha256:" + to_hex(sha256(c.bytes));
   c.entry.size = c.bytes.size();
   c.entry.probes = ck::kProbes;
@@ -104,10 +83,7 @@ CanaryResult run_canary(TaskModel& model, std::string_view bytes, const BundleMa
   try {
     st.emplace(SafetensorsFile::open(file.path()));
   } catch (const Error& e) {
-    std::string msg = e.what();
-    const std::string fd = file.path().string();
-    if (msg.rfind(fd, 0) == 0) msg = msg.substr(fd.size());
-    M4_FAIL(ErrorCode::kBadInput, w, msg);
+    throw file.renamed(e, w);
   }
   const int64_t n = entry.probes;
   auto output = [&](const char* name) {
@@ -125,11 +101,16 @@ CanaryResult run_canary(TaskModel& model, std::string_view bytes, const BundleMa
   const std::string prefix = ck::kInputPrefix;
   for (const TensorInfo& t : st->tensors()) {
     if (t.name == ck::kExpected || t.name == ck::kBase) continue;
+    // What probe_inputs writes: dtype and rank per input (imu's last dimension 6).
+    static const std::map<std::string, std::pair<DType, size_t>> kInputs = {
+        {"image", {DType::kU8, 4}}, {"audio", {DType::kF32, 2}}, {"imu", {DType::kF32, 3}}, {"input_ids", {DType::kI64, 2}}};
     const std::string name = t.name.rfind(prefix, 0) == 0 ? t.name.substr(prefix.size()) : "";
-    M4_CHECK(name == "image" || name == "audio" || name == "imu" || name == "input_ids", ErrorCode::kBadInput, w,
-             ": unexpected tensor '", t.name, "'");
-    M4_CHECK(!t.shape.empty() && t.shape[0] == n, ErrorCode::kBadInput, w, ": '", t.name, "' is ", shape_str(t.shape),
-             ", not ", n, " probes");
+    const auto spec = kInputs.find(name);
+    M4_CHECK(spec != kInputs.end(), ErrorCode::kBadInput, w, ": unexpected tensor '", t.name, "'");
+    M4_CHECK(t.dtype == spec->second.first && t.shape.size() == spec->second.second && t.shape[0] == n &&
+                 (name != "imu" || t.shape[2] == 6),
+             ErrorCode::kBadInput, w, ": '", t.name, "' is ", dtype_name(t.dtype), " ", shape_str(t.shape), ", not ",
+             dtype_name(spec->second.first), " with ", spec->second.second, " dimensions and ", n, " probes");
     in.tensors[name] = st->tensor(t);
   }
   const auto meta = st->metadata().find(ck::kTextsMetadata);

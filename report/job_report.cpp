@@ -80,7 +80,7 @@ JobReport write_job_report(const fs::path& run_root, const std::vector<std::stri
     ++out.tasks;
     const auto it = last.find(t);
     const json& j = it == last.end() ? json::object() : it->second;
-    const std::string status = j.value("status", std::string("pending"));
+    const std::string status = json_or(j, "status", std::string("pending"));
     ++by_status[status];
     if (status == "failed") ++out.failed;
     std::string metrics;
@@ -93,11 +93,11 @@ JobReport write_job_report(const fs::path& run_root, const std::vector<std::stri
     const bool has_report = fs::exists(run_root / t / runkeys::kReportFile);
     const std::string link = has_report ? "<a href=\"" + h(t) + "/" + runkeys::kReportFile + "\">" + h(t) + "</a>" : h(t);
     char secs[32];
-    std::snprintf(secs, sizeof secs, "%.1f", j.value("seconds", 0.0));
+    std::snprintf(secs, sizeof secs, "%.1f", json_or(j, "seconds", 0.0));
     rows += "<tr><td>" + link + "</td><td class=\"" + h(status) + "\">" + h(status) + "</td><td>" + metrics + "</td><td class=\"num\">" +
-            std::to_string(j.value("steps", int64_t{0})) + "</td><td class=\"num\">" + (it == last.end() ? "" : secs) +
-            "</td><td class=\"num\">" + (it == last.end() ? "" : std::to_string(j.value("rank", 0))) + "</td><td>" +
-            h(j.value("error", std::string())) + "</td></tr>\n";
+            std::to_string(json_or(j, "steps", int64_t{0})) + "</td><td class=\"num\">" + (it == last.end() ? "" : secs) +
+            "</td><td class=\"num\">" + (it == last.end() ? "" : std::to_string(json_or(j, "rank", 0))) + "</td><td>" +
+            h(json_or(j, "error", std::string())) + "</td></tr>\n";
   }
   std::string counts;
   for (const auto& [s, n] : by_status) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + h(s);

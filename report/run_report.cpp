@@ -58,7 +58,7 @@ Curves read_curves(const fs::path& file, std::vector<std::string>* warnings) {
     num("samples_per_s", &c.samples_per_s);
     for (const auto& [k, v] : j.items()) {
       if (k.rfind("eval_", 0) != 0 || k == "eval_samples" || !v.is_number()) continue;
-      c.evals.push_back({step, k.substr(5), v.get<double>(), j.value("eval_samples", int64_t{0})});
+      c.evals.push_back({step, k.substr(5), v.get<double>(), json_or(j, "eval_samples", int64_t{0})});
     }
   });
   if (skipped)
@@ -161,7 +161,7 @@ void row(std::string* o, const std::string& key, const std::string& value_html) 
 
 std::string summary_table(const RunRecord& r, const fs::path& run_dir) {
   std::string o = "<table class=\"summary\">\n";
-  const std::string description = r.config.value("description", std::string());
+  const std::string description = json_or(r.config, "description", std::string());
   row(&o, "task", "<code>" + h(r.task) + "</code>" + (description.empty() ? "" : " &mdash; " + h(description)));
   row(&o, "status", r.finished ? "finished" : "<span class=\"warn\">running or interrupted (" + grouped(r.steps) + " steps recorded)</span>");
   std::string modules;
@@ -217,17 +217,17 @@ std::string eval_table(const Curves& c, const RunRecord& r, const std::vector<js
   static const std::pair<const char*, const char*> kModels[] = {
       {"adapter", "adapter"}, {"zero_shot", "zero-shot (no adapter)"}, {"from_scratch", "from scratch"}};
   for (const json& e : evals) {
-    const std::string when = "m4forge eval, " + utc_time(e.value("evaluated_at", int64_t{0}));
+    const std::string when = "m4forge eval, " + utc_time(json_or(e, "evaluated_at", int64_t{0}));
     for (const auto& [key, label] : kModels) {
       if (!e.contains(key) || !e[key].is_object()) continue;
       const json& m = e[key];
-      const std::string metric = m.value("metric", std::string("?"));
+      const std::string metric = json_or(m, "metric", std::string("?"));
       std::string notes;
       if (m.contains("steps"))
-        notes = h(m.value("model", std::string())) + "; " + grouped(m.value("steps", int64_t{0})) + " steps, all parameters trained";
+        notes = h(json_or(m, "model", std::string())) + "; " + grouped(json_or(m, "steps", int64_t{0})) + " steps, all parameters trained";
       o += "<tr><td>" + h(when) + "</td><td>" + label + "</td><td>" + h(metric) + "</td><td class=\"num\">" +
-           (m.contains("value") && m["value"].is_number() ? format_metric(metric, m["value"].get<double>()) : "?") +
-           "</td><td class=\"num\">" + grouped(m.value("samples", int64_t{0})) + "</td><td>" + notes + "</td></tr>\n";
+           (m.contains("value") && m["value"].is_number() ? format_metric(metric, m["value"].get<double>()) : std::string("?")) +
+           "</td><td class=\"num\">" + grouped(json_or(m, "samples", int64_t{0})) + "</td><td>" + notes + "</td></tr>\n";
       ++rows;
     }
   }
@@ -251,7 +251,7 @@ std::vector<NamedChart> charts(const Curves& c, const RunRecord& r) {
   loss.series.push_back({"loss (smoothed, EMA 0.9)", thin_points(ema_smooth(c.loss, 0.9), reportfiles::kMaxChartPoints), "#08519c", 2.2, 1, false});
   out.push_back({reportfiles::kLossChart, loss});
   Chart lr;
-  lr.title = "Learning rate (" + r.config.value("optim", json::object()).value("schedule", std::string("schedule")) + ")";
+  lr.title = "Learning rate (" + json_or(r.config.contains("optim") ? r.config["optim"] : json(), "schedule", std::string("schedule")) + ")";
   lr.x_label = "step";
   lr.y_label = "learning rate";
   lr.y_from_zero = true;
@@ -260,7 +260,7 @@ std::vector<NamedChart> charts(const Curves& c, const RunRecord& r) {
   Chart ev;
   std::map<std::string, Points> by_metric;
   for (const EvalPoint& e : c.evals) by_metric[e.metric].emplace_back(static_cast<double>(e.step), e.value);
-  const std::string metric = by_metric.empty() ? r.config.value("metric", std::string("metric")) : by_metric.begin()->first;
+  const std::string metric = by_metric.empty() ? json_or(r.config, "metric", std::string("metric")) : by_metric.begin()->first;
   ev.title = "Evaluation on the test split";
   ev.x_label = "step";
   ev.y_label = by_metric.size() == 1 ? metric_axis(metric) : "metric";

@@ -9,7 +9,6 @@
 
 #include "bundle/bundle_reader.h"
 #include "core/error.h"
-#include "core/mapped_file.h"
 #include "export/bundle_model.h"
 #include "export/firmware_binding.h"
 #include "firmware/firmware.h"
@@ -25,24 +24,6 @@ struct AdapterHost::Entry {
 };
 
 namespace {
-
-// The trusted key that signed `bundle` (by its key id), before the full check.
-const minisign::PublicKey& signing_key(const fs::path& bundle, const std::vector<minisign::PublicKey>& keys) {
-  check_regular_file(bundle, "bundle");
-  const auto file = MappedFile::open(bundle);
-  const std::string_view bytes(reinterpret_cast<const char*>(file->data()), file->size());
-  const BundleEntries e = read_bundle_entries(bytes, bundle.string());
-  const minisign::Signature sig = minisign::parse_signature(e.signature, bundle.string() + ": manifest.json.minisig");
-  std::string trusted;
-  for (const auto& k : keys) {
-    if (k.keynum == sig.keynum) return k;
-    trusted += (trusted.empty() ? "" : ", ") + k.key_id();
-  }
-  minisign::PublicKey signer;
-  signer.keynum = sig.keynum;
-  M4_FAIL(ErrorCode::kMismatch, bundle.string(), ": signed by key ", signer.key_id(), ", which is not a trusted key of this host (",
-          trusted, ")");
-}
 
 // What the task reads besides text: the input encoder's modality.
 std::string modality_of(const TaskModel& m) {
@@ -75,7 +56,7 @@ HostedAdapter AdapterHost::load(const std::string& name, const fs::path& bundle)
            "' must be 1-64 letters, digits, '_', '.', '-'");
   M4_CHECK(!has(name), ErrorCode::kInvalidArgument, "adapter '", name, "' is already loaded (unload it first)");
   // Signature, digests and binding need no model: outside the modules' lock.
-  VerifiedBundle v = verify_bundle(bundle, &signing_key(bundle, keys_));
+  VerifiedBundle v = verify_bundle(bundle, keys_);
   check_binding(v.manifest, fw_, bundle.string());
   auto entry = std::make_shared<Entry>();
   {

@@ -51,7 +51,7 @@ class AdapterHost {
   AdapterHost(const AdapterHost&) = delete;
   AdapterHost& operator=(const AdapterHost&) = delete;
 
-  // Verifies (signature by a trusted key, digests), binds (firmware_id and
+  // Verifies (signature by a trusted key, picked by the signature's key id; digests), binds (firmware_id and
   // content), builds the model on the shared modules and re-runs the canary;
   // then `name` serves it. m4::Error naming the bundle on any failure (and
   // nothing changes); kInvalidArgument when `name` is taken or malformed.

@@ -20,11 +20,6 @@ namespace {
 
 constexpr int kMaxJsonDepth = 32;
 
-std::string one_line(std::string s) {
-  for (char& c : s) c = (c == '\n' || c == '\r') ? ' ' : c;
-  return s;
-}
-
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump() + "\n", "application/json");

@@ -213,16 +213,17 @@ struct TaskModel::Impl {
     return dynamic_cast<ProjectorImpl*>(p)->forward(out.last_hidden_state);
   }
 
+  // The backbone's hidden states for `s`, with Path-1's projected encoder
+  // tokens `pre` in front when defined.
+  LlamaOutput run_backbone(const Seq& s, const at::Tensor& pre) {
+    if (!pre.defined()) return backbone->forward(s.ids, s.mask, {}, nullptr, kHiddenOnly);
+    PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
+    return backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, kHiddenOnly);
+  }
+
   at::Tensor head_logits(const Seq& s, const at::Tensor& pre) {
-    const LlamaForwardOptions& fo = kHiddenOnly;
-    LlamaOutput out;
-    if (pre.defined()) {
-      PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
-      out = backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, fo);
-    } else {
-      out = backbone->forward(s.ids, s.mask, {}, nullptr, fo);
-    }
-    at::Tensor h = out.hidden_states.back();  // (B, T', hidden); T' - T = soft prompt tokens in front
+    const LlamaOutput out = run_backbone(s, pre);
+    const at::Tensor& h = out.hidden_states.back();  // (B, T', hidden); T' - T = soft prompt tokens in front
     // The rows are left-padded (sequences(b, false)), so every row's last real
     // token is the last position: its final hidden state is the feature.
     at::Tensor feat = h.select(1, h.size(1) - 1);  // (B, hidden)
@@ -255,13 +256,8 @@ struct TaskModel::Impl {
     if (has_classifier_head()) {
       return at::cross_entropy_loss(head_logits(sequences(b, false), pre), b.tensors.at("label"));
     }
-    Seq s = sequences(b, true);
-    if (pre.defined()) {
-      PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
-      return causal_lm_loss(backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, kHiddenOnly),
-                            s.labels);
-    }
-    return causal_lm_loss(backbone->forward(s.ids, s.mask, {}, nullptr, kHiddenOnly), s.labels);
+    const Seq s = sequences(b, true);
+    return causal_lm_loss(run_backbone(s, pre), s.labels);
   }
 
   // Next-token cross-entropy, mean over target tokens (labels != -100; HF's
@@ -294,18 +290,13 @@ struct TaskModel::Impl {
     at::Tensor pre = prefix(b);
     if (has_classifier_head()) return head_logits(sequences(b, false), pre);
     if (b.tensors.count("input_ids")) {  // pre-tokenized (no tokenizer): every row is full length
-      const at::Tensor h = backbone->forward(b.tensors.at("input_ids"), at::ones_like(b.tensors.at("input_ids")), {}, nullptr, kHiddenOnly).hidden_states.back();
+      const at::Tensor& ids = b.tensors.at("input_ids");
+      const LlamaOutput out = backbone->forward(ids, at::ones_like(ids), {}, nullptr, kHiddenOnly);
+      const at::Tensor& h = out.hidden_states.back();  // soft prompt tokens, if any, in front
       return lm_logits(h.select(1, h.size(1) - 1));
     }
     // Left-padded: the last position is every row's last prompt token.
-    Seq s = sequences(b, false);
-    LlamaOutput out;
-    if (pre.defined()) {
-      PrefixedInput p = prepend_prefix(*backbone, pre, s.ids, s.mask);
-      out = backbone->forward_embeds(p.inputs_embeds, p.attention_mask, p.position_ids, nullptr, kHiddenOnly);
-    } else {
-      out = backbone->forward(s.ids, s.mask, {}, nullptr, kHiddenOnly);
-    }
+    const LlamaOutput out = run_backbone(sequences(b, false), pre);
     const at::Tensor& h = out.hidden_states.back();  // (B, T', hidden)
     return lm_logits(h.select(1, h.size(1) - 1));     // (B, vocab)
   }

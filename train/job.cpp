@@ -30,11 +30,6 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   return out;
 }
 
-std::string one_line(std::string s) {
-  for (char& c : s) c = (c == '\n' || c == '\r') ? ' ' : c;
-  return s;
-}
-
 // A list of strings, or a problem naming `where`.
 bool string_list(const json& j, const std::string& where, std::vector<std::string>* out, std::vector<std::string>* problems) {
   if (!j.is_array()) {

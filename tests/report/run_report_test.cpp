@@ -120,7 +120,9 @@ TEST(RunReport, AnInterruptedRunAndBrokenRowsAreShownNotFatal) {
     std::ofstream m(dir / runkeys::kMetricsFile, std::ios::app);
     m << "not json\n{\"loss\": 1}\n{\"step\": 41, \"loss\": 2.";  // a hand edit, a row without step, a line cut by a kill
   }
-  std::ofstream(dir / runkeys::kEvalsFile) << "{\"adapter\": {\"metric\": \"accuracy\", \"value\": 0.5, \"samples\": 4}}\n[1,2]\n";
+  std::ofstream(dir / runkeys::kEvalsFile) << "{\"adapter\": {\"metric\": \"accuracy\", \"value\": 0.5, \"samples\": 4}}\n[1,2]\n"
+                                              // an object whose fields have the wrong types: shown as far as it goes
+                                              "{\"evaluated_at\": \"yesterday\", \"adapter\": {\"metric\": 3, \"value\": \"x\", \"samples\": \"many\"}}\n";
   const RunReport rep = write_run_report(dir.path());
   ASSERT_EQ(rep.warnings.size(), 2u);
   EXPECT_NE(rep.warnings[0].find("metrics.jsonl: 3 line(s)"), std::string::npos) << rep.warnings[0];

@@ -240,7 +240,7 @@ TEST_F(ServeCli, BundlesLoadAndUnloadWhileRequestsRunAndBadOnesAreRefused) {
                 (repo_dir() / "configs" / "tasks" / "fashion_mnist.yaml").string(), "--firmware", fw_, "--key",
                 (tmp_ / "other.key").string(), "--out", other, "--log-level", "warn"}).code, 0);
   expect_error(curl("POST", s.url("/v1/adapters"), json({{"name", "x"}, {"bundle", other}}).dump()), 422,
-               "which is not a trusted key of this host");
+               "which is not one of the trusted keys");
   expect_error(curl("POST", s.url("/v1/adapters"), json({{"name", "x"}, {"bundle", "/nonexistent.m4adapter"}}).dump()), 422,
                "/nonexistent.m4adapter: no such bundle");
   expect_error(curl("POST", s.url("/v1/adapters"), json({{"name", "../x"}, {"bundle", image_}}).dump()), 400, "adapter name '../x'");
