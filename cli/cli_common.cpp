@@ -46,8 +46,7 @@ void apply_common_options(const cxxopts::ParseResult& r) {
   const int threads = r["threads"].as<int>();
   M4_CHECK(threads >= 0, ErrorCode::kInvalidArgument, "--threads must be >= 0, found ", threads);
   CpuRuntime rt = configure_cpu_runtime(threads);
-  spdlog::info("cpu: BLAS {} ({}), {} torch threads{}", rt.blas, rt.blas_kind, rt.torch_threads,
-               rt.blas_threads >= 0 ? ", " + std::to_string(rt.blas_threads) + " OpenBLAS threads" : "");
+  spdlog::info("cpu: {}", describe(rt));
   if (rt.blas_kind == "reference") {
     spdlog::warn("cpu: the reference BLAS is ~40x slower than OpenBLAS (hint: apt-get install libopenblas0-pthread)");
   }

@@ -7,6 +7,8 @@
 #include <link.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 #include <cstring>
@@ -40,8 +42,24 @@ std::string kind_of(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+std::atomic<int> g_threads{0};  // the last configure_cpu_runtime's thread count
+
+// libgomp read the variable before main; the environment still holds what it read.
+std::string omp_wait_policy() {
+  const char* w = std::getenv("OMP_WAIT_POLICY");
+  if (w == nullptr) return "unset";
+  std::string v(w);
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return v == "passive" || v == "active" ? v : "unset";
+}
+
+}  // namespace
+
 CpuRuntime cpu_runtime() {
   CpuRuntime r;
+  r.omp_wait = omp_wait_policy();
   dl_iterate_phdr(find_blas, &r.blas);
   r.blas_kind = kind_of(r.blas);
   if (r.blas.empty()) r.blas = "none loaded";
@@ -53,27 +71,30 @@ CpuRuntime cpu_runtime() {
   return r;
 }
 
-CpuRuntime configure_cpu_runtime(int threads) {
+CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels) {
   // Debian's libtorch starts with OpenMP at 1 thread here unless OMP_NUM_THREADS
   // is set, so "default" means every core, explicitly.
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  g_threads.store(threads);
   using SetFn = void (*)(int);
   auto set_blas = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  // With the pthread OpenBLAS, ATen's OpenMP threads spin-wait after each
-  // parallel region on the very cores OpenBLAS's own threads need: measured on
-  // 2 cores, ATen 2 + OpenBLAS 2 ran a forward at 440 tokens/s, ATen 1 +
-  // OpenBLAS 2 at 720 (bench/README.md). So the GEMMs get the threads and ATen
-  // one, unless OMP_WAIT_POLICY=passive removes the spinning.
-  const char* wait = std::getenv("OMP_WAIT_POLICY");
-  const bool passive = wait != nullptr && (std::string(wait) == "passive" || std::string(wait) == "PASSIVE");
   if (set_blas != nullptr) {
     set_blas(threads);
-    at::set_num_threads(passive ? threads : 1);
+    const bool aten_all = kernels == MathKernels::kBf16 || omp_wait_policy() == "passive";
+    at::set_num_threads(aten_all ? threads : 1);
   } else {
     at::set_num_threads(threads);
   }
   keep_freed_memory();
   return cpu_runtime();
+}
+
+CpuRuntime configure_cpu_runtime_for(MathKernels kernels) { return configure_cpu_runtime(g_threads.load(), kernels); }
+
+std::string describe(const CpuRuntime& rt) {
+  std::string s = "BLAS " + rt.blas + " (" + rt.blas_kind + "), " + std::to_string(rt.torch_threads) + " ATen threads";
+  if (rt.blas_threads >= 0) s += ", " + std::to_string(rt.blas_threads) + " OpenBLAS threads";
+  return s + ", OpenMP wait " + rt.omp_wait;
 }
 
 void keep_freed_memory() {

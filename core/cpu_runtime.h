@@ -12,12 +12,29 @@ struct CpuRuntime {
   std::string blas_kind;   // "openblas", "reference", "mkl", "blis", "unknown"
   int torch_threads = 0;   // ATen intra-op threads
   int blas_threads = -1;   // OpenBLAS's own thread count, -1 if not OpenBLAS
+  std::string omp_wait;    // OMP_WAIT_POLICY as libgomp read it: "passive", "active", "unset"
 };
 
-// Uses `threads` cores (<= 0: every core). With OpenBLAS loaded the BLAS gets
-// them and ATen's OpenMP gets 1, unless OMP_WAIT_POLICY=passive (see the .cpp).
-// Returns what is in effect afterwards.
-CpuRuntime configure_cpu_runtime(int threads);
+// The kernels a process's heavy math runs in, which decide its thread policy:
+// f32 GEMMs run in OpenBLAS on its own pthreads; bf16 GEMMs in oneDNN on
+// ATen's OpenMP threads.
+enum class MathKernels { kF32, kBf16 };
+
+// The thread policy: `threads` cores (<= 0: every core) for OpenBLAS, and for
+// ATen's OpenMP
+//   - f32: one thread, because after every parallel region OpenMP's threads
+//     spin-wait on the cores OpenBLAS's threads need (bench/README.md: ATen 2
+//     + OpenBLAS 2 ran a forward at 440 tokens/s, ATen 1 + OpenBLAS 2 at 720);
+//   - bf16: `threads`, since the GEMMs run on them;
+//   - either, under OMP_WAIT_POLICY=passive (no spinning): `threads`.
+// libgomp reads OMP_WAIT_POLICY once, before main, so a program cannot set it
+// for itself. Returns what is in effect afterwards.
+CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels = MathKernels::kF32);
+// The same thread count as the last configure_cpu_runtime, for `kernels`
+// (train.precision bf16 once the task config is read; f32 for its evaluations).
+CpuRuntime configure_cpu_runtime_for(MathKernels kernels);
+// One line for the log: BLAS, threads, wait policy.
+std::string describe(const CpuRuntime& rt);
 // Keeps freed memory in the heap (no per-allocation mmap/munmap of large
 // blocks); configure_cpu_runtime calls it.
 void keep_freed_memory();

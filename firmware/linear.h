@@ -21,13 +21,28 @@ class LinearImpl : public torch::nn::Module {
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
 
+  // The weight a forward of `x` multiplies by: the merged weight when set,
+  // else under bf16 autocast the bf16 copy when kept, else `weight`.
+  const at::Tensor& effective_weight(const at::Tensor& x) const;
+
   at::Tensor weight;
   at::Tensor bias;
   // PEFT: `adapter` adds its delta to the output; `merged_weight`, when set,
   // replaces `weight` (LoRA merge) without writing to the frozen tensor.
   std::shared_ptr<LinearAdapter> adapter;
   at::Tensor merged_weight;
+  // A bf16 copy of the frozen f32 `weight` for bf16 training (keep_bf16_weights):
+  // autocast would otherwise cast the weight again in every forward.
+  at::Tensor weight_bf16;
 };
 TORCH_MODULE(Linear);
+
+// Gives every frozen f32 Linear under `root` its bf16 copy, once; returns the
+// bytes the copies take (0 when they were already there). f32 forwards still
+// use `weight`, so f32 evaluation and parity are unchanged.
+int64_t keep_bf16_weights(torch::nn::Module& root);
+
+// Whether autocast to bf16 is on for tensors on x's device.
+bool autocast_bf16(const at::Tensor& x);
 
 }  // namespace m4

@@ -18,6 +18,7 @@
 #include "firmware/tokenizer.h"
 #include "peft/head.h"
 #include "task/execution_path.h"
+#include "task/lm_loss.h"
 
 namespace m4 {
 namespace {
@@ -273,7 +274,19 @@ struct TaskModel::Impl {
     M4_CHECK(rows.numel() > 0, ErrorCode::kMismatch, "task ", task.task,
              ": a training batch has no target tokens (empty target texts?); the loss would be NaN");
     const at::Tensor feats = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)}).index_select(0, rows);
-    return at::cross_entropy_loss(lm_logits(feats), next.index_select(0, rows));
+    return lm_loss(feats, next.index_select(0, rows));
+  }
+
+  // Cross-entropy of the LM head over `feats` rows, a block of rows at a time
+  // (task/lm_loss.h); a LoRA-adapted, unmerged lm_head takes the whole logits.
+  at::Tensor lm_loss(const at::Tensor& feats, const at::Tensor& targets) {
+    if (auto* p = adapter->part("head"); p && adapter->config().head.kind == "lm") {
+      return linear_cross_entropy(feats, dynamic_cast<LmHeadImpl*>(p)->weight, at::Tensor(), targets);
+    }
+    if (!backbone->lm_head) return linear_cross_entropy(feats, backbone->embed_tokens->weight, at::Tensor(), targets);
+    const LinearImpl& head = *backbone->lm_head;
+    if (head.adapter && !head.merged_weight.defined()) return at::cross_entropy_loss(lm_logits(feats), targets);
+    return linear_cross_entropy(feats, head.effective_weight(feats), head.bias, targets);
   }
 
   // The trainable LM head when the task has one (head: full, kind lm), else the backbone's.
@@ -447,6 +460,12 @@ std::string TaskModel::probe_output() const {
   if (m.task.path == 2) return "label cosine logits";
   if (m.has_classifier_head()) return "classifier head logits";
   return "next-token logits at the end of the prompt";
+}
+
+int64_t TaskModel::keep_bf16_weights() {
+  int64_t bytes = 0;
+  for (auto& [name, m] : impl_->modules) bytes += m4::keep_bf16_weights(*m);
+  return bytes;
 }
 
 std::vector<Prediction> TaskModel::predict(const Batch& batch) {

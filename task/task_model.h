@@ -51,6 +51,10 @@ class TaskModel {
   at::Tensor loss(const Batch& batch);
   // Predictions (no grad, eval mode). Not for retrieval tasks.
   std::vector<Prediction> predict(const Batch& batch);
+  // train.precision bf16: the frozen Linear weights of the model's modules get
+  // bf16 copies once (firmware/linear.h), used under bf16 autocast only.
+  // Returns the bytes the copies take.
+  int64_t keep_bf16_weights();
 
   // Path-2 retrieval (a template without labels): row i's text (the [E]
   // segments) is a query whose right item is row i's input. Training uses the

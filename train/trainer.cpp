@@ -3,7 +3,6 @@
 // exact resume, preemption by signal, metrics JSONL and progress lines.
 #include "train/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -16,7 +15,9 @@
 #include <optional>
 #include <thread>
 
+#include "core/autocast.h"
 #include "core/build_info.h"
+#include "core/cpu_runtime.h"
 #include "core/error.h"
 #include "data/dataset_reader.h"
 #include "data/loader.h"
@@ -46,38 +47,6 @@ using Clock = std::chrono::steady_clock;
 
 std::atomic<bool> g_stop{false};
 
-// train.precision bf16: the forward and loss run under autocast (matmuls and
-// linears in bfloat16; trainable tensors, gradients and AdamW stay f32), on
-// CUDA and on CPU alike. Evaluation runs in f32.
-class Autocast {
- public:
-  explicit Autocast(bool on) : on_(on) {
-    if (!on_) return;
-    cpu_ = at::autocast::is_cpu_enabled();
-    gpu_ = at::autocast::is_enabled();
-    cpu_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    gpu_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_enabled(true);
-    at::autocast::increment_nesting();
-  }
-  ~Autocast() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(cpu_);
-    at::autocast::set_enabled(gpu_);
-    at::autocast::set_autocast_cpu_dtype(cpu_dtype_);
-    at::autocast::set_autocast_gpu_dtype(gpu_dtype_);
-  }
-  Autocast(const Autocast&) = delete;
-  Autocast& operator=(const Autocast&) = delete;
-
- private:
-  bool on_, cpu_ = false, gpu_ = false;
-  at::ScalarType cpu_dtype_ = at::kBFloat16, gpu_dtype_ = at::kHalf;
-};
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 std::shared_ptr<data::DatasetReader> open_split(const TaskConfig& task, const std::string& file, const char* split) {
@@ -214,6 +183,16 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   TaskModel model(fw, task, prompt.value_or(PromptTemplate{}), label_names, init_from, opt.modules);
   check_dataset_fields(model, *train_data, /*training=*/true);
   if (test_data) check_dataset_fields(model, *test_data, /*training=*/false);
+  // The thread policy of the kernels the steps run in (core/cpu_runtime.h);
+  // evaluations run in f32 and switch to its policy while they run.
+  const bool bf16 = task.train.precision == "bf16";
+  const MathKernels step_kernels = bf16 ? MathKernels::kBf16 : MathKernels::kF32;
+  const CpuRuntime rt = configure_cpu_runtime_for(step_kernels);
+  if (lead) spdlog::info("cpu: {} for {} steps", describe(rt), task.train.precision);
+  if (bf16) {
+    const int64_t bytes = model.keep_bf16_weights();
+    if (lead) spdlog::info("bf16: frozen Linear weights copied to bf16 once ({:.1f} MB)", static_cast<double>(bytes) / 1e6);
+  }
   Adapter& adapter = model.adapter();
   const std::vector<at::Tensor> params = adapter.trainable_tensors();
   AdamWOptions ao;
@@ -277,7 +256,10 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   };
   auto eval_now = [&](int64_t limit) -> std::optional<EvalResult> {
     if (!test_data) return std::nullopt;
-    return evaluate(model, test_data, limit);
+    if (bf16) configure_cpu_runtime_for(MathKernels::kF32);
+    std::optional<EvalResult> r = evaluate(model, test_data, limit);
+    if (bf16) configure_cpu_runtime_for(step_kernels);
+    return r;
   };
 
   // Fault injection for the multi-process tests: M4FORGE_FAULT=kill:RANK:STEP
@@ -310,7 +292,9 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
                " per rank");
       at::Tensor loss;
       {
-        Autocast mixed(task.train.precision == "bf16");
+        // train.precision bf16: the forward and loss under autocast (trainable
+        // tensors, gradients and AdamW stay f32). Evaluation runs in f32.
+        Bf16Autocast mixed(task.train.precision == "bf16");
         loss = model.loss(*b).to(at::kFloat) / static_cast<double>(accum);
       }
       loss.backward();
