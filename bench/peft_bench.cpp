@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/lora_step_args.h"
 #include "core/cpu_runtime.h"
 #include "core/safetensors.h"
 #include "firmware/llama.h"
@@ -27,36 +28,15 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct Args {
-  int threads = 2, iters = 5;
-  int64_t hidden = 512, intermediate = 1376, layers = 8, heads = 8, vocab = 32000, seq = 256, batch = 4, r = 8;
-};
+using Args = m4::bench::LoraStepArgs;
 
 Args parse_args(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
+    if (m4::bench::read_lora_step_flag(a, argc, argv, i)) continue;
     const std::string s = argv[i];
-    auto num = [&]() -> int64_t {
-      if (i + 1 >= argc) std::exit(2);
-      return std::max<int64_t>(1, std::atoll(argv[++i]));
-    };
-    if (s == "--threads") a.threads = static_cast<int>(num());
-    else if (s == "--iters") a.iters = static_cast<int>(num());
-    else if (s == "--hidden") a.hidden = num();
-    else if (s == "--intermediate") a.intermediate = num();
-    else if (s == "--layers") a.layers = num();
-    else if (s == "--heads") a.heads = num();
-    else if (s == "--vocab") a.vocab = num();
-    else if (s == "--seq") a.seq = num();
-    else if (s == "--batch") a.batch = num();
-    else if (s == "--r") a.r = num();
-    else {
-      std::fprintf(stderr,
-                   "usage: %s [--threads 2] [--iters 5] [--hidden 512] [--intermediate 1376] [--layers 8] [--heads 8]\n"
-                   "          [--vocab 32000] [--seq 256] [--batch 4] [--r 8]\n",
-                   argv[0]);
-      std::exit(s == "-h" || s == "--help" ? 0 : 2);
-    }
+    std::fprintf(stderr, "usage: %s %s\n", argv[0], m4::bench::kLoraStepUsage);
+    std::exit(s == "-h" || s == "--help" ? 0 : 2);
   }
   return a;
 }
