@@ -80,6 +80,7 @@ double median_seconds(const Gemm& g, at::ScalarType dt, int iters) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  m4::restart_if_blas_misdetected_cpu(argv);
   const Args a = parse_args(argc, argv);
   const at::ScalarType dt = a.dtype == "bf16" ? at::kBFloat16 : at::kFloat;
   const auto rt = m4::configure_cpu_runtime(a.threads, dt == at::kBFloat16 ? m4::MathKernels::kBf16 : m4::MathKernels::kF32);

@@ -120,7 +120,7 @@ def summarize(a):
     if os.path.exists(sanity):
         lines += [f"- {line.strip()}" for line in open(sanity) if line.strip()]
     for prec in ("f32", "bf16"):
-        hf = {v: t for v, t in med.items() if v.startswith("hf_" + prec)}
+        hf = {v: t for v, t in med.items() if v.startswith("hf_" + prec) and not v.endswith("_asis")}
         m4 = med.get("m4_" + prec)
         if hf and m4:
             best = max(hf, key=hf.get)

@@ -40,7 +40,8 @@ cpu="$cpu, $(nproc) cores, flags: ${flags:-no AVX-512/AMX}"
 echo "cpu: $cpu"
 
 # 1. The checkpoint and ids (made by transformers), imported into m4forge.
-if [[ ! -f "$out/fw/firmware.json" ]]; then
+if [[ ! -f "$out/fw/firmware.json" || ! -f "$out/ids.h5" || ! -f "$out/ids4.h5" ]]; then
+  rm -rf "$out/hf" "$out/fw" "$out/ids.h5" "$out/ids4.h5"
   py make --out "$out"
   "$m4" firmware import-hf --backbone "$out/hf" --name hf-sbs --version 1.0.0 --out "$out/fw"
   "$m4" data import --format input-ids --input "$out/ids.safetensors" --out "$out/ids.h5" \
@@ -84,6 +85,16 @@ print(f"first-step loss on the same 4 rows, {prec}: HF {hf:.7f}, m4forge {m4:.7f
 PY
 done
 cat "$out/sanity.txt"
+# Where OpenBLAS misdetects this CPU, m4forge restarts itself with a better OPENBLAS_CORETYPE
+# (core/cpu_runtime.h); HF gets the same kernels (its best setting), and hf_f32_t1_asis shows it
+# with OpenBLAS's own choice.
+core=$(sed -n 's/.*restarted with OPENBLAS_CORETYPE=\([A-Za-z0-9]*\).*/\1/p' "$out/sanity_f32.log" | head -n 1)
+asis=""
+if [[ -n "$core" && -z "${OPENBLAS_CORETYPE:-}" ]]; then
+  export OPENBLAS_CORETYPE=$core
+  asis=hf_f32_t1_asis
+  echo "OpenBLAS misdetects this CPU: m4forge and HF run with OPENBLAS_CORETYPE=$core ($asis: without it)" | tee -a "$out/sanity.txt"
+fi
 
 # 3. The GEMM ceiling, f32 and bf16, on the same threads.
 : > "$out/ceiling.jsonl"
@@ -93,17 +104,23 @@ for dt in f32 bf16; do
 done
 
 # 4. Rounds: every variant once per round, HF and m4forge alternating.
-variants=${VARIANTS:-"hf_f32_t1 hf_f32_tN m4_f32 hf_bf16_t1 hf_bf16_tN m4_bf16"}
+variants=${VARIANTS:-"hf_f32_t1 hf_f32_tN m4_f32 hf_bf16_t1 hf_bf16_tN m4_bf16 $asis"}
 : > "$out/runs.jsonl"
 for round in $(seq 1 "$rounds"); do
   for v in $variants; do
     prec=${v#*_}; prec=${prec%%_*}
-    t=$threads; [[ "$v" == *_t1 ]] && t=1
+    t=$threads; [[ "$v" == *_t1* ]] && t=1
     [[ "$v" == *_t1 && "$threads" == 1 ]] && continue
     d="$out/runs/r${round}_$v"; rm -rf "$d"; mkdir -p "$d"
-    if [[ "$v" == hf_* ]]; then
+    if [[ "$v" == *_asis ]]; then
+      env -u OPENBLAS_CORETYPE PYTHONPATH="$hfpath" "$python" "$here/hf_side_by_side.py" train --hf "$out/hf" \
+        --ids "$out/ids.safetensors" --precision "$prec" --threads "$t" --warmup "$warmup" --steps "$steps" \
+        --out "$d/hf.json" > "$d/log" 2>&1 || die "round $round $v failed: $d/log"
+    elif [[ "$v" == hf_* ]]; then
       py train --hf "$out/hf" --ids "$out/ids.safetensors" --precision "$prec" --threads "$t" \
         --warmup "$warmup" --steps "$steps" --out "$d/hf.json" > "$d/log" 2>&1 || die "round $round $v failed: $d/log"
+    fi
+    if [[ "$v" == hf_* ]]; then
       "$python" - "$d/hf.json" "$round" "$v" >> "$out/runs.jsonl" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -72,6 +72,7 @@ const m4::LlamaForwardOptions kHiddenOnly{/*logits=*/false, /*hidden_states=*/tr
 }  // namespace
 
 int main(int argc, char** argv) {
+  m4::restart_if_blas_misdetected_cpu(argv);
   const Args a = parse_args(argc, argv);
   auto rt = m4::configure_cpu_runtime(a.threads);
   m4::LlamaConfig c;

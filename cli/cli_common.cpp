@@ -47,6 +47,7 @@ void apply_common_options(const cxxopts::ParseResult& r) {
   M4_CHECK(threads >= 0, ErrorCode::kInvalidArgument, "--threads must be >= 0, found ", threads);
   CpuRuntime rt = configure_cpu_runtime(threads);
   spdlog::info("cpu: {}", describe(rt));
+  if (const std::string note = blas_core_note(); !note.empty()) spdlog::info("cpu: {}", note);
   if (rt.blas_kind == "reference") {
     spdlog::warn("cpu: the reference BLAS is ~40x slower than OpenBLAS (hint: apt-get install libopenblas0-pthread)");
   }

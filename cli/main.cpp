@@ -11,6 +11,7 @@
 
 #include "cli/cli_common.h"
 #include "core/build_info.h"
+#include "core/cpu_runtime.h"
 #include "core/error.h"
 
 namespace {
@@ -42,6 +43,7 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  m4::restart_if_blas_misdetected_cpu(argv);
   auto logger = spdlog::stderr_color_mt("m4forge");
   logger->set_pattern("[m4forge] %^%l%$: %v");
   spdlog::set_default_logger(logger);

@@ -3,12 +3,15 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <unistd.h>
 #include <malloc.h>
 #include <link.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <cstring>
@@ -40,10 +43,6 @@ std::string kind_of(const std::string& path) {
   return path.empty() ? "none" : "unknown";
 }
 
-}  // namespace
-
-namespace {
-
 std::atomic<int> g_threads{0};  // the last configure_cpu_runtime's thread count
 
 // libgomp read the variable before main; the environment still holds what it read.
@@ -55,11 +54,61 @@ std::string omp_wait_policy() {
   return v == "passive" || v == "active" ? v : "unset";
 }
 
+using CoreNameFn = char* (*)();
+
+std::string openblas_core() {
+  auto name = reinterpret_cast<CoreNameFn>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const char* n = name != nullptr ? name() : nullptr;
+  return n != nullptr ? n : "";
+}
+
+constexpr const char* kMisdetectedFrom = "M4FORGE_OPENBLAS_MISDETECTED";
+
 }  // namespace
+
+std::string better_blas_core(const std::string& detected, const CpuFeatures& cpu) {
+  if (detected.empty() || !cpu.avx2_fma) return "";
+  // OpenBLAS 0.3.21's x86-64 kernel sets with AVX2 or better.
+  for (const char* fast : {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", "Excavator"}) {
+    if (detected == fast) return "";
+  }
+  if (!cpu.avx512) return "Haswell";
+  return cpu.avx512_bf16 ? "Cooperlake" : "SkylakeX";
+}
+
+void restart_if_blas_misdetected_cpu(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::getenv(kMisdetectedFrom) != nullptr) return;
+  const std::string core = openblas_core();
+  CpuFeatures cpu;
+  cpu.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  cpu.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  cpu.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
+  const std::string better = better_blas_core(core, cpu);
+  if (better.empty()) return;
+  const char* best = better.c_str();
+  ::setenv("OPENBLAS_CORETYPE", best, 1);
+  ::setenv(kMisdetectedFrom, core.c_str(), 1);
+  ::execv("/proc/self/exe", argv);
+  // Still here: the restart failed; run on the slow kernels, and say so.
+  ::unsetenv("OPENBLAS_CORETYPE");
+  ::unsetenv(kMisdetectedFrom);
+  std::fprintf(stderr, "m4forge: warning: OpenBLAS runs its %s kernels on this AVX2 CPU and the restart with "
+                       "OPENBLAS_CORETYPE=%s failed (%s); set OPENBLAS_CORETYPE=%s yourself\n",
+               core.c_str(), best, std::strerror(errno), best);
+}
+
+std::string blas_core_note() {
+  const char* from = std::getenv(kMisdetectedFrom);
+  const char* to = std::getenv("OPENBLAS_CORETYPE");
+  if (from == nullptr || to == nullptr) return "";
+  return std::string("OpenBLAS took this CPU for ") + from + "; restarted with OPENBLAS_CORETYPE=" + to;
+}
 
 CpuRuntime cpu_runtime() {
   CpuRuntime r;
   r.omp_wait = omp_wait_policy();
+  r.blas_core = openblas_core();
   dl_iterate_phdr(find_blas, &r.blas);
   r.blas_kind = kind_of(r.blas);
   if (r.blas.empty()) r.blas = "none loaded";
@@ -92,7 +141,8 @@ CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels) {
 CpuRuntime configure_cpu_runtime_for(MathKernels kernels) { return configure_cpu_runtime(g_threads.load(), kernels); }
 
 std::string describe(const CpuRuntime& rt) {
-  std::string s = "BLAS " + rt.blas + " (" + rt.blas_kind + "), " + std::to_string(rt.torch_threads) + " ATen threads";
+  std::string s = "BLAS " + rt.blas + " (" + rt.blas_kind + (rt.blas_core.empty() ? "" : ", " + rt.blas_core + " kernels") +
+                  "), " + std::to_string(rt.torch_threads) + " ATen threads";
   if (rt.blas_threads >= 0) s += ", " + std::to_string(rt.blas_threads) + " OpenBLAS threads";
   return s + ", OpenMP wait " + rt.omp_wait;
 }

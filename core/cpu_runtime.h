@@ -13,7 +13,26 @@ struct CpuRuntime {
   int torch_threads = 0;   // ATen intra-op threads
   int blas_threads = -1;   // OpenBLAS's own thread count, -1 if not OpenBLAS
   std::string omp_wait;    // OMP_WAIT_POLICY as libgomp read it: "passive", "active", "unset"
+  std::string blas_core;   // OpenBLAS's kernel set ("SkylakeX", "Haswell", ...), "" if not OpenBLAS
 };
+
+// OpenBLAS picks its kernels when it loads, from the CPU model; a model newer
+// than its table (0.3.21, Debian 12, takes Emerald Rapids, family 6 model 207,
+// for "Prescott": SSE3 kernels, 5x slower f32 GEMMs than its AVX-512 ones,
+// bench/README.md) falls back to the oldest. When that happened on a CPU with
+// AVX2 and OPENBLAS_CORETYPE is not set, this sets it to the best kernel set
+// the CPU runs (Cooperlake with AVX512-BF16, SkylakeX with AVX-512, Haswell
+// with AVX2) and restarts the program with execv (OpenBLAS reads the variable
+// only when it loads), so main() runs again from the start. Call it first in
+// main(); it returns when nothing needs to change or the restart failed.
+void restart_if_blas_misdetected_cpu(char** argv);
+// The choice it makes: the kernel set to use instead of `detected`, or "" to keep it.
+struct CpuFeatures {
+  bool avx2_fma = false, avx512 = false, avx512_bf16 = false;  // avx512: F, VL, BW and DQ
+};
+std::string better_blas_core(const std::string& detected, const CpuFeatures& cpu);
+// After such a restart: "OpenBLAS took this CPU for Prescott; OPENBLAS_CORETYPE=SkylakeX", else "".
+std::string blas_core_note();
 
 // The kernels a process's heavy math runs in, which decide its thread policy:
 // f32 GEMMs run in OpenBLAS on its own pthreads; bf16 GEMMs in oneDNN on

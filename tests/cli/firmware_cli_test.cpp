@@ -411,3 +411,32 @@ TEST_F(FirmwareCli, PathsRunOnTheDemoLoadingOnlyTheirModules) {
 
 }  // namespace
 }  // namespace m4
+
+namespace m4 {
+namespace {
+
+// OpenBLAS's kernel set is logged; a user's OPENBLAS_CORETYPE is kept as given;
+// where this machine's OpenBLAS misdetects the CPU (restart note in the log),
+// the restarted process runs better kernels than the ones it fell back to.
+TEST_F(FirmwareCli, LogsTheBlasKernelsAndKeepsAUsersCoreType) {
+  auto run = [&](const std::string& env, const std::string& dir) {
+    const std::filesystem::path e = tmp_ / (dir + ".err");
+    const std::string cmd = env + " " + test::quote(test::cli_path()) + " firmware init-demo --out " +
+                            test::quote((tmp_ / dir).string()) + " >/dev/null 2>" + test::quote(e.string());
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << slurp(e);
+    return slurp(e);
+  };
+  const std::string forced = run("OPENBLAS_CORETYPE=Prescott", "forced");
+  if (forced.find("(openblas") == std::string::npos) GTEST_SKIP() << "BLAS is not OpenBLAS: " << forced;
+  EXPECT_NE(forced.find("Prescott kernels"), std::string::npos) << forced;
+  EXPECT_EQ(forced.find("restarted with"), std::string::npos) << forced;
+  const std::string plain = run("env -u OPENBLAS_CORETYPE", "plain");
+  EXPECT_NE(plain.find(" kernels)"), std::string::npos) << plain;
+  if (plain.find("restarted with OPENBLAS_CORETYPE=") != std::string::npos) {
+    std::cout << "[check] this machine's OpenBLAS misdetects the CPU: " << plain.substr(plain.find("OpenBLAS took"));
+    EXPECT_EQ(plain.find("Prescott kernels"), std::string::npos) << plain;
+  }
+}
+
+}  // namespace
+}  // namespace m4
