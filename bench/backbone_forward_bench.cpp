@@ -149,6 +149,7 @@ Stats time_it(int iters, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  m4::restart_if_blas_misdetected_cpu(argv);
   try {
     const Args a = parse_args(argc, argv);
     const m4::LlamaConfig c = make_config(a);

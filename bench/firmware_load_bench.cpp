@@ -446,6 +446,7 @@ int run_parent(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  m4::restart_if_blas_misdetected_cpu(argv);
   try {
     const Args a = parse_args(argc, argv);
     return a.mode.empty() ? run_parent(a) : run_child(a);

@@ -204,6 +204,7 @@ std::string run_child(const std::string& self, const std::vector<std::string>& a
 }  // namespace
 
 int main(int argc, char** argv) {
+  m4::restart_if_blas_misdetected_cpu(argv);
   std::string mode;
   fs::path dir;
   int n = 0, requests = 200;

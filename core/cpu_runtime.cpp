@@ -78,6 +78,7 @@ std::string better_blas_core(const std::string& detected, const CpuFeatures& cpu
 
 void restart_if_blas_misdetected_cpu(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::getenv(kMisdetectedFrom) != nullptr) return;
+  if (const char* r = std::getenv("M4FORGE_BLAS_RESTART"); r != nullptr && std::string(r) == "off") return;
   const std::string core = openblas_core();
   CpuFeatures cpu;
   cpu.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -25,6 +25,8 @@ struct CpuRuntime {
 // with AVX2) and restarts the program with execv (OpenBLAS reads the variable
 // only when it loads), so main() runs again from the start. Call it first in
 // main(); it returns when nothing needs to change or the restart failed.
+// M4FORGE_BLAS_RESTART=off keeps OpenBLAS's own choice (the tests set it: a
+// restart costs a second load of LibTorch, about 0.5-1 s).
 void restart_if_blas_misdetected_cpu(char** argv);
 // The choice it makes: the kernel set to use instead of `detected`, or "" to keep it.
 struct CpuFeatures {
