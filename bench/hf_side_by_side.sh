@@ -53,6 +53,7 @@ fi
 mkdir -p "$out/repo/configs/tasks" "$out/repo/prompts"
 ln -sfn "$root/prompts/templates" "$out/repo/prompts/templates"
 cfg="$out/repo/configs/tasks/hf_sbs.yaml"
+tokens=$((4 * 256))  # per step: the config's batch x the ids' sequence length (hf_side_by_side.py make)
 cat > "$cfg" <<YAML
 task: hf_sbs
 description: "LoRA throughput against HF PEFT: causal-LM loss on every token of pre-tokenized ids"
@@ -130,12 +131,12 @@ PY
     else
       py run --out "$d/run.json" -- "$m4" train "$cfg" "train.precision=$prec" --firmware "$out/fw" \
         --run-dir "$d/run" --threads "$t" > "$d/log" 2>&1 || die "round $round $v failed: $d/log"
-      "$python" - "$d" "$round" "$v" "$warmup" >> "$out/runs.jsonl" <<'PY'
+      "$python" - "$d" "$round" "$v" "$warmup" "$tokens" >> "$out/runs.jsonl" <<'PY'
 import json, os, statistics, sys
-d, rnd, v, warmup = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+d, rnd, v, warmup, tokens = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 steps = [json.loads(l) for l in open(os.path.join(d, "run", "metrics.jsonl")) if l.strip()]
 med = statistics.median(s["step_time_s"] for s in steps[warmup:])
-print(json.dumps({"round": rnd, "variant": v, "tokens_per_s": 1024 / med,
+print(json.dumps({"round": rnd, "variant": v, "tokens_per_s": tokens / med,
                   "peak_rss_kib": json.load(open(os.path.join(d, "run.json")))["peak_rss_kib"],
                   "first_loss": steps[0]["loss"]}))
 PY

@@ -3,7 +3,6 @@
 // gradients of h (and of W, b), so no (rows, vocab) tensor outlives its block.
 #include "task/lm_loss.h"
 
-#include <ATen/autocast_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -11,18 +10,17 @@
 #include <limits>
 
 #include "core/error.h"
+#include "firmware/linear.h"
 
 namespace m4 {
 namespace {
 
 constexpr int64_t kIgnore = -100;
 
-// The dtype at::linear would multiply in: autocast's when it is on for h's
-// device, else the promotion of h and W.
+// The dtype at::linear multiplies in: bf16 under bf16 autocast (the only
+// autocast m4forge runs, core/autocast.h), else the promotion of h and W.
 at::ScalarType compute_dtype(const at::Tensor& h, const at::Tensor& w) {
-  if (h.is_cuda() && at::autocast::is_enabled()) return at::autocast::get_autocast_gpu_dtype();
-  if (h.is_cpu() && at::autocast::is_cpu_enabled()) return at::autocast::get_autocast_cpu_dtype();
-  return at::promote_types(h.scalar_type(), w.scalar_type());
+  return autocast_bf16(h) ? at::kBFloat16 : at::promote_types(h.scalar_type(), w.scalar_type());
 }
 
 struct Grads {
@@ -110,6 +108,12 @@ at::Tensor linear_cross_entropy(const at::Tensor& h, const at::Tensor& weight, c
            targets.sizes());
   M4_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), ErrorCode::kInvalidArgument,
            "linear_cross_entropy: bias must be (", weight.size(0), ")");
+  if (targets.numel() > 0) {
+    const at::Tensor real = targets.masked_select(targets.ne(kIgnore));
+    M4_CHECK(real.numel() == 0 || (real.min().item<int64_t>() >= 0 && real.max().item<int64_t>() < weight.size(0)),
+             ErrorCode::kInvalidArgument, "linear_cross_entropy: a target token id is outside the vocabulary [0, ",
+             weight.size(0), ") (and is not -100)");
+  }
   const int64_t chunk = chunk_rows > 0 ? chunk_rows : loss_chunk_rows(weight.size(0));
   const at::ScalarType cd = compute_dtype(h, weight);
   const bool grad = at::GradMode::is_enabled() &&

@@ -188,8 +188,8 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   const bool bf16 = task.train.precision == "bf16";
   const MathKernels step_kernels = bf16 ? MathKernels::kBf16 : MathKernels::kF32;
   const CpuRuntime rt = configure_cpu_runtime_for(step_kernels);
-  if (lead) spdlog::info("cpu: {} for {} steps", describe(rt), task.train.precision);
   if (bf16) {
+    if (lead) spdlog::info("cpu: {} for bf16 steps", describe(rt));
     const int64_t bytes = model.keep_bf16_weights();
     if (lead) spdlog::info("bf16: frozen Linear weights copied to bf16 once ({:.1f} MB)", static_cast<double>(bytes) / 1e6);
   }
@@ -294,7 +294,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
       {
         // train.precision bf16: the forward and loss under autocast (trainable
         // tensors, gradients and AdamW stay f32). Evaluation runs in f32.
-        Bf16Autocast mixed(task.train.precision == "bf16");
+        Bf16Autocast mixed(bf16);
         loss = model.loss(*b).to(at::kFloat) / static_cast<double>(accum);
       }
       loss.backward();

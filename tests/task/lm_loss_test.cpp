@@ -117,6 +117,14 @@ TEST(LinearCrossEntropy, NoTargetIsNaNAndBadShapesAreErrors) {
     EXPECT_NE(std::string(e.what()).find("do not match"), std::string::npos) << e.what();
   }
   EXPECT_THROW(linear_cross_entropy(c.h, c.w, c.b, c.t.narrow(0, 0, 5)), Error);
+  at::Tensor outside = make_case(true).t.clone();
+  outside[3] = 50;  // the vocabulary is 50
+  try {
+    linear_cross_entropy(c.h, c.w, c.b, outside);
+    FAIL() << "no error for a target outside the vocabulary";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("outside the vocabulary [0, 50)"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(linear_cross_entropy(c.h, c.w, c.b.narrow(0, 0, 5), c.t), Error);
 }
 
