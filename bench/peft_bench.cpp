@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench/lora_step_args.h"
+#include "bench/timing.h"
 #include "core/cpu_runtime.h"
 #include "core/safetensors.h"
 #include "firmware/llama.h"
@@ -24,7 +25,6 @@
 #include "peft/adapter.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -41,22 +41,7 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-template <typename Fn>
-double time_median(int iters, Fn&& fn) {
-  fn();  // warm-up
-  std::vector<double> t;
-  for (int i = 0; i < iters; ++i) {
-    auto t0 = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return median(t);
-}
+using m4::bench::time_median;
 
 // HF's shifted causal-LM loss over every token, computed as the trainer does
 // (task/task_model.cpp): the LM head only on the positions that predict a

@@ -90,6 +90,7 @@ json BundleManifest::to_json() const {
   j[k::kFirmware] = {{k::kFirmwareId, firmware_id},       {k::kFirmwareName, firmware_name},
                      {k::kFirmwareVersion, firmware_version}, {k::kModuleDigests, module_digests},
                      {k::kTouched, tensors_json(touched, false)}};
+  if (!firmware_derived_from.is_null()) j[k::kFirmware][k::kDerivedFrom] = firmware_derived_from;
   j[k::kAdapter] = {{k::kName, k::kAdapterFile},
                     {k::kSha256, adapter_sha256},
                     {k::kSize, adapter_size},
@@ -160,6 +161,13 @@ BundleManifest BundleManifest::from_json(const json& j, const std::string& where
       }
     }
     m.touched = r.tensors(*f, k::kFirmware, k::kTouched, false);
+    if (f->contains(k::kDerivedFrom)) {
+      const json& d = f->at(k::kDerivedFrom);
+      if (!d.is_object() || !d.contains(k::kFirmwareId) || !d[k::kFirmwareId].is_string() ||
+          d[k::kFirmwareId].get<std::string>().rfind("sha256:", 0) != 0)
+        r.problems.push_back("'firmware.derived_from' must be an object with a sha256: 'firmware_id'");
+      else m.firmware_derived_from = d;
+    }
     if (m.firmware_id.rfind("sha256:", 0) != 0 && !m.firmware_id.empty())
       r.problems.push_back("'firmware.firmware_id' is not a sha256: digest");
   }

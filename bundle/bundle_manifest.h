@@ -42,6 +42,9 @@ inline constexpr const char* kFirmwareName = "name";
 inline constexpr const char* kFirmwareVersion = "version";
 inline constexpr const char* kModuleDigests = "module_digests";
 inline constexpr const char* kTouched = "touched";
+// The firmware's own derived_from record (firmware.json), when it is derived
+// from another (quantized): so compat can name the relation from either side.
+inline constexpr const char* kDerivedFrom = "derived_from";
 inline constexpr const char* kAdapter = "adapter";
 inline constexpr const char* kSha256 = "sha256";
 inline constexpr const char* kSize = "size";
@@ -83,6 +86,7 @@ struct BundleManifest {
   nlohmann::json prompt_template;                         // PromptTemplate::to_json(), null when the task has none
   std::vector<std::string> labels;                        // verbalizer texts, label id order
   std::string firmware_id, firmware_name, firmware_version;
+  nlohmann::json firmware_derived_from;               // the firmware's derived_from record; null when none
   std::map<std::string, std::string> module_digests;  // modules the adapter touches
   std::vector<BundleTensor> touched;                  // firmware tensors, sorted by name
   std::string adapter_sha256;                         // "sha256:<hex>"

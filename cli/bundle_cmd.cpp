@@ -125,13 +125,15 @@ int verify_cmd(int argc, char** argv) {
 }
 
 int compat_cmd(int argc, char** argv) {
-  cxxopts::Options o("m4forge compat", "Classify bundles against a firmware: ok (same firmware_id), retrain (same touched\n"
-                                       "shapes, other weights), incompatible (first differing tensor), bad (fails verify).\n"
-                                       "Exit 0 only if every bundle is ok (or retrain with --allow-retrain).");
+  cxxopts::Options o("m4forge compat", "Classify bundles against a firmware: ok (same firmware_id), derived (one firmware\n"
+                                       "is the other quantized), retrain (same touched shapes, other weights), incompatible\n"
+                                       "(first differing tensor), bad (fails verify). Exit 0 only if every bundle is ok (or\n"
+                                       "retrain with --allow-retrain, derived with --allow-derived, where the canary holds).");
   o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())(
       "bundles", "bundles", cxxopts::value<std::vector<std::string>>())(
       "pubkey", "check signatures with this minisign public key", cxxopts::value<std::string>())(
-      "json", "print JSON instead of a table")("allow-retrain", "accept retrain rows");
+      "json", "print JSON instead of a table")("allow-retrain", "accept retrain rows whose canary holds")(
+      "allow-derived", "accept derived rows (the firmware quantized) whose canary keeps its effect");
   o.parse_positional({"bundles"});
   o.positional_help("BUNDLE...");
   add_common_options(o);
@@ -142,18 +144,20 @@ int compat_cmd(int argc, char** argv) {
   const Firmware fw = Firmware::open(required(r, "firmware"));
   std::optional<minisign::PublicKey> key;
   if (r.count("pubkey")) key = minisign::read_public_key(r["pubkey"].as<std::string>());
-  const bool allow = r.count("allow-retrain") != 0;
+  CompatPolicy policy;
+  policy.allow_retrain = r.count("allow-retrain") != 0;
+  policy.allow_derived = r.count("allow-derived") != 0;
   std::vector<fs::path> bundles;
   for (const auto& b : r["bundles"].as<std::vector<std::string>>()) bundles.emplace_back(b);
   const std::vector<CompatRow> rows = classify_bundles(bundles, key ? &*key : nullptr, fw);
   int refused = 0;
-  for (const auto& row : rows) refused += compat_accepted(row, allow) ? 0 : 1;
+  for (const auto& row : rows) refused += compat_accepted(row, policy) ? 0 : 1;
   if (r.count("json")) {
     json j = {{"firmware", fw.label()}, {"firmware_id", fw.id()}, {"signatures_checked", key.has_value()},
-              {"allow_retrain", allow}, {"bundles", json::array()}};
+              {"allow_retrain", policy.allow_retrain}, {"allow_derived", policy.allow_derived}, {"bundles", json::array()}};
     for (const auto& row : rows) {
       json e = row.to_json();
-      e["accepted"] = compat_accepted(row, allow);
+      e["accepted"] = compat_accepted(row, policy);
       j["bundles"].push_back(e);
     }
     std::cout << j.dump(1) << "\n";
@@ -172,7 +176,7 @@ int compat_cmd(int argc, char** argv) {
   }
   std::cout.flush();
   M4_CHECK(refused == 0, ErrorCode::kMismatch, "compat: ", refused, " of ", rows.size(), " bundles are not deployable on ",
-           fw.label(), allow ? " (a retrain row is deployable only where its canary holds)" : " (retrain rows need --allow-retrain)");
+           fw.label(), " (a retrain row needs --allow-retrain and a derived row --allow-derived, each deployable only where its canary holds)");
   return 0;
 }
 

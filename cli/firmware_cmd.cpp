@@ -1,4 +1,4 @@
-// `m4forge firmware ...`: init-demo, import-hf, inspect, forward, tokenize, generate.
+// `m4forge firmware ...`: init-demo, import-hf, inspect, quantize, forward, tokenize, generate.
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +17,8 @@
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
 #include "firmware/module_forward.h"
+#include "firmware/quantize.h"
+#include "firmware/quantized_weight.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
 #include "peft/adapter.h"
@@ -107,8 +109,9 @@ ModuleStats stats_of(const WeightSet& ws) {
   ModuleStats s;
   for (const auto& n : ws.names()) {
     const TensorInfo& t = ws.info(n);
-    uint64_t count = 1;
-    for (auto d : t.shape) count *= static_cast<uint64_t>(d);
+    // Parameters as the model sees them: a quantized weight counts once, at the shape it dequantizes to.
+    uint64_t count = quantized_weight_of_scale(ws, n).empty() ? 1 : 0;
+    for (auto d : is_quantized_weight(ws, n) ? quantized_logical_shape(t) : t.shape) count *= static_cast<uint64_t>(d);
     s.params += count;
     s.bytes += t.nbytes();
     s.tensors += 1;
@@ -132,7 +135,11 @@ int inspect_cmd(int argc, char** argv) {
   json j = m.to_json();
   std::ostringstream text;
   text << "name: " << m.name << "\nversion: " << m.version << "\nfirmware_id: " << m.firmware_id
-       << "\ncreated_by: " << m.created_by << "\nmodules:\n";
+       << "\ncreated_by: " << m.created_by << "\n";
+  if (!m.derived_from.is_null())
+    text << "derived_from: " << describe_derivation(m.derived_from) << " (" << m.derived_from["firmware_id"].get<std::string>()
+         << ")\n";
+  text << "modules:\n";
   for (const auto& [name, mod] : m.modules) {
     ModuleStats s = stats_of(fw.weights(name));
     std::string dts;
@@ -153,6 +160,40 @@ int inspect_cmd(int argc, char** argv) {
     j["verified"] = true;
   }
   std::cout << (r.count("json") ? j.dump(1) + "\n" : text.str());
+  return 0;
+}
+
+int quantize_cmd(int argc, char** argv) {
+  cxxopts::Options o("m4forge firmware quantize",
+                     "Write a firmware whose backbone projections are stored quantized (weight-only, symmetric,\n"
+                     "round-to-nearest): its own firmware_id, and a derived_from record naming FW.");
+  o.add_options()("firmware", "source firmware directory", cxxopts::value<std::string>())(
+      "out", "firmware directory to create", cxxopts::value<std::string>())(
+      "bits", "8 (INT8) or 4 (two per byte)", cxxopts::value<int>()->default_value("8"))(
+      "group-size", "input columns per scale; 0: one per output channel (default: 0 for 8 bits, 64 for 4)",
+      cxxopts::value<int64_t>())("modules", "modules to quantize (comma-separated)",
+                                 cxxopts::value<std::vector<std::string>>()->default_value("backbone"))(
+      "name", "name of the new firmware (default: FW's name + -int8/-int4)", cxxopts::value<std::string>())(
+      "version", "version of the new firmware (default: FW's)", cxxopts::value<std::string>());
+  o.parse_positional({"firmware"});
+  o.positional_help("FW");
+  add_common_options(o);
+  cxxopts::ParseResult r;
+  if (!parse(o, argc, argv, &r)) return 0;
+  apply_common_options(r);
+  QuantizeOptions q;
+  q.source = required(r, "firmware");
+  q.out = required(r, "out");
+  q.bits = r["bits"].as<int>();
+  if (r.count("group-size")) q.group_size = r["group-size"].as<int64_t>();
+  q.modules = r["modules"].as<std::vector<std::string>>();
+  if (r.count("name")) q.name = r["name"].as<std::string>();
+  if (r.count("version")) q.version = r["version"].as<std::string>();
+  auto t0 = Clock::now();
+  const FirmwareManifest m = quantize_firmware(q);
+  spdlog::info("wrote {}@{} to {} in {:.2f} s: {}", m.name, m.version, q.out.string(), seconds_since(t0),
+               describe_derivation(m.derived_from));
+  std::cout << "firmware_id: " << m.firmware_id << "\n";
   return 0;
 }
 
@@ -317,15 +358,15 @@ int generate_cmd(int argc, char** argv) {
 
 int run_firmware(int argc, char** argv) {
   static const std::map<std::string, int (*)(int, char**)> kVerbs = {
-      {"init-demo", init_demo_cmd}, {"import-hf", import_hf_cmd}, {"inspect", inspect_cmd},
+      {"init-demo", init_demo_cmd}, {"import-hf", import_hf_cmd}, {"inspect", inspect_cmd}, {"quantize", quantize_cmd},
       {"forward", forward_cmd},     {"tokenize", tokenize_cmd},   {"generate", generate_cmd}};
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::cout << "usage: m4forge firmware <init-demo|import-hf|inspect|forward|tokenize|generate> [options]\n";
+    std::cout << "usage: m4forge firmware <init-demo|import-hf|inspect|quantize|forward|tokenize|generate> [options]\n";
     return argc < 2 ? 2 : 0;
   }
   auto it = kVerbs.find(argv[1]);
   M4_CHECK(it != kVerbs.end(), ErrorCode::kInvalidArgument, "unknown command 'firmware ", argv[1],
-           "' (known: init-demo, import-hf, inspect, forward, tokenize, generate)");
+           "' (known: init-demo, import-hf, inspect, quantize, forward, tokenize, generate)");
   return it->second(argc - 1, argv + 1);
 }
 

@@ -53,9 +53,10 @@ BundleManifest describe(const Firmware& fw, const ExportRequest& req, std::strin
   m.firmware_id = fw.id();
   m.firmware_name = fw.manifest().name;
   m.firmware_version = fw.manifest().version;
+  m.firmware_derived_from = fw.manifest().derived_from;
   std::set<std::string> mods;
   for (const auto& t : adapter->touched()) {
-    m.touched.push_back({t.name, "", t.tensor.sizes().vec()});
+    m.touched.push_back({t.name, "", t.shape});
     mods.insert(t.name.substr(0, t.name.find('.')));
   }
   for (const auto& mod : mods) {

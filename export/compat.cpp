@@ -14,6 +14,7 @@ namespace m4 {
 const char* compat_status_name(CompatStatus s) {
   switch (s) {
     case CompatStatus::kOk: return "ok";
+    case CompatStatus::kDerived: return "derived";
     case CompatStatus::kRetrain: return "retrain";
     case CompatStatus::kIncompatible: return "incompatible";
     case CompatStatus::kBad: return "bad";
@@ -28,8 +29,10 @@ nlohmann::json CompatRow::to_json() const {
   return j;
 }
 
-bool compat_accepted(const CompatRow& row, bool allow_retrain) {
-  return row.status == CompatStatus::kOk || (allow_retrain && row.status == CompatStatus::kRetrain && row.canary_holds);
+bool compat_accepted(const CompatRow& row, const CompatPolicy& policy) {
+  return row.status == CompatStatus::kOk ||
+         (policy.allow_retrain && row.status == CompatStatus::kRetrain && row.canary_holds) ||
+         (policy.allow_derived && row.status == CompatStatus::kDerived && row.canary_holds);
 }
 
 CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::PublicKey* key, const Firmware& fw,
@@ -66,14 +69,20 @@ CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::P
     row.detail = *diff;
     return row;
   }
-  row.status = CompatStatus::kRetrain;
-  bool same_modules = !m.module_digests.empty();
-  for (const auto& [mod, digest] : m.module_digests) {
-    same_modules = same_modules && fw.has(mod) && fw.module(mod).digest == digest;
+  if (const auto relation = derivation_between(m, fw)) {
+    row.status = CompatStatus::kDerived;
+    row.detail = *relation;
+    row.modules = bundle_modules(m);  // deployable under a policy: its modules are re-hashed as an ok row's
+  } else {
+    row.status = CompatStatus::kRetrain;
+    bool same_modules = !m.module_digests.empty();
+    for (const auto& [mod, digest] : m.module_digests) {
+      same_modules = same_modules && fw.has(mod) && fw.module(mod).digest == digest;
+    }
+    row.detail = same_modules ? "other firmware_id, but the touched modules' weights are identical; retrain or re-export to bind"
+                              : "all " + std::to_string(m.touched.size()) +
+                                    " touched tensors have the same shapes but the weights differ: retrain on " + fw.label();
   }
-  row.detail = same_modules ? "other firmware_id, but the touched modules' weights are identical; retrain or re-export to bind"
-                            : "all " + std::to_string(m.touched.size()) +
-                                  " touched tensors have the same shapes but the weights differ: retrain on " + fw.label();
   // What the adapter does on this firmware, measured: its canary.
   if (m.canary) {
     const BundleManifest::Canary entry = *m.canary;  // `m` goes with `v`
@@ -81,7 +90,8 @@ CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::P
       BundleModel bm = build_bundle_model(fw, std::move(v));
       const CanaryResult r = run_canary(*bm.model, bm.bundle.canary, entry, bundle.string());
       row.canary = r.describe();
-      row.canary_holds = r.verdict == CanaryVerdict::kOk;
+      row.canary_holds = r.verdict == CanaryVerdict::kOk ||
+                         (row.status == CompatStatus::kDerived && r.verdict == CanaryVerdict::kDrift);
     } catch (const Error& e) {
       row.canary = std::string("does not run here: ") + e.what();
       row.canary_holds = false;

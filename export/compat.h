@@ -1,8 +1,11 @@
 // `m4forge compat`: one row per bundle classifying it against a firmware:
-// ok (exact firmware_id), retrain (same touched shapes, other weights),
-// incompatible (first offending tensor), bad (fails verification). A retrain
-// row's canary is run on the firmware: its drift is part of the row, and a
-// bundle whose canary drifted is not deployable even with --allow-retrain.
+// ok (exact firmware_id), derived (one firmware is the other quantized, or
+// both are quantized from one source), retrain (same touched shapes, other
+// weights), incompatible (first offending tensor), bad (fails verification).
+// A retrain or derived row's canary is run on the firmware: its drift is part
+// of the row. A retrain row whose canary drifted is not deployable even with
+// --allow-retrain; a derived row (quantization moves every output a little)
+// is deployable with --allow-derived unless its canary lost its effect there.
 #pragma once
 
 #include <filesystem>
@@ -15,7 +18,7 @@
 
 namespace m4 {
 
-enum class CompatStatus { kOk, kRetrain, kIncompatible, kBad };
+enum class CompatStatus { kOk, kDerived, kRetrain, kIncompatible, kBad };
 const char* compat_status_name(CompatStatus s);
 
 struct CompatRow {
@@ -25,8 +28,8 @@ struct CompatRow {
   std::string firmware;     // what the bundle is bound to: "name@version"
   std::string detail;       // why (the offending tensor, the failed check, ...)
   std::vector<std::string> modules;  // ok rows: the firmware modules the bundle depends on
-  std::string canary;                // retrain rows with a canary: its verdict on this firmware (CanaryResult::describe)
-  bool canary_holds = true;          // false: the canary drifted or lost its effect here
+  std::string canary;                // retrain/derived rows with a canary: its verdict here (CanaryResult::describe)
+  bool canary_holds = true;          // retrain: the canary is ok here; derived: it runs and keeps its effect
   nlohmann::json to_json() const;
 };
 
@@ -39,8 +42,12 @@ CompatRow classify_bundle(const std::filesystem::path& bundle, const minisign::P
 // never a table of ok rows.
 std::vector<CompatRow> classify_bundles(const std::vector<std::filesystem::path>& bundles, const minisign::PublicKey* key,
                                         const Firmware& fw);
-// Whether the row may be deployed under the policy: ok, or (allow_retrain)
-// retrain with a canary that holds on this firmware.
-bool compat_accepted(const CompatRow& row, bool allow_retrain);
+struct CompatPolicy {
+  bool allow_retrain = false;  // retrain rows whose canary holds
+  bool allow_derived = false;  // derived rows whose canary keeps its effect
+};
+// Whether the row may be deployed under the policy: ok, or an allowed class
+// whose canary holds on this firmware.
+bool compat_accepted(const CompatRow& row, const CompatPolicy& policy);
 
 }  // namespace m4

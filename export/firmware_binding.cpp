@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "firmware/firmware.h"
 #include "firmware/module_arch.h"
+#include "firmware/quantized_weight.h"
 
 namespace m4 {
 
@@ -15,8 +16,12 @@ FirmwareShapes firmware_shapes(const Firmware& fw) {
     const ModuleArch& arch = module_arch(mod.arch);
     const WeightSet ws = fw.weights(name);
     for (const auto& stored : ws.names()) {
+      if (!quantized_weight_of_scale(ws, stored).empty()) continue;  // part of its weight
       const std::string internal = arch.internal_name(stored);
-      if (!internal.empty()) out[name + "." + internal] = ws.info(stored).shape;
+      if (internal.empty()) continue;
+      // A quantized weight has the shape it dequantizes to: an adapter fits it as it fits the source.
+      const TensorInfo& info = ws.info(stored);
+      out[name + "." + internal] = is_quantized_weight(ws, stored) ? quantized_logical_shape(info) : info.shape;
     }
   }
   return out;
@@ -34,6 +39,23 @@ std::optional<std::string> first_touched_difference(const BundleManifest& m, con
   return std::nullopt;
 }
 
+std::optional<std::string> derivation_between(const BundleManifest& m, const Firmware& fw) {
+  const nlohmann::json& here = fw.manifest().derived_from;
+  const nlohmann::json& theirs = m.firmware_derived_from;
+  const auto source = [](const nlohmann::json& d) -> std::string {
+    return d.is_object() && d.contains("firmware_id") && d["firmware_id"].is_string() ? d["firmware_id"].get<std::string>() : "";
+  };
+  const std::string bundle_fw = "the bundle's firmware " + m.firmware_name + "@" + m.firmware_version;
+  if (!source(here).empty() && source(here) == m.firmware_id)
+    return "derived: " + fw.label() + " is " + describe_derivation(here) + " (" + bundle_fw + ")";
+  if (!source(theirs).empty() && source(theirs) == fw.id())
+    return "derived: " + bundle_fw + " is " + describe_derivation(theirs) + " (this firmware)";
+  if (!source(here).empty() && source(here) == source(theirs))
+    return "derived: " + fw.label() + " is " + describe_derivation(here) + ", and " + bundle_fw + " is " +
+           describe_derivation(theirs);
+  return std::nullopt;
+}
+
 std::vector<std::string> bundle_modules(const BundleManifest& m) {
   std::set<std::string> mods;
   for (const auto& [mod, digest] : m.module_digests) mods.insert(mod);
@@ -46,9 +68,13 @@ std::vector<std::string> bundle_modules(const BundleManifest& m) {
 }
 
 void check_binding(const BundleManifest& m, const Firmware& fw, const std::string& where) {
-  M4_CHECK(m.firmware_id == fw.id(), ErrorCode::kMismatch, where, ": firmware binding: bundle is bound to ", m.firmware_name,
-           "@", m.firmware_version, " (", m.firmware_id, ") but ", fw.dir().string(), " is ", fw.label(), " (", fw.id(),
-           ") (hint: m4forge compat tells whether the adapter needs retraining)");
+  if (m.firmware_id != fw.id()) {
+    const auto relation = derivation_between(m, fw);
+    M4_FAIL(ErrorCode::kMismatch, where, ": firmware binding: bundle is bound to ", m.firmware_name, "@", m.firmware_version,
+            " (", m.firmware_id, ") but ", fw.dir().string(), " is ", fw.label(), " (", fw.id(), ")",
+            relation ? "; " + *relation + " (hint: `m4forge compat --allow-derived` measures its canary there)"
+                     : std::string(" (hint: m4forge compat tells whether the adapter needs retraining)"));
+  }
   const auto diff = first_touched_difference(m, firmware_shapes(fw), fw.label());
   M4_CHECK(!diff, ErrorCode::kMismatch, where, ": firmware binding: ", diff.value_or(""));
   try {

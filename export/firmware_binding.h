@@ -24,6 +24,12 @@ FirmwareShapes firmware_shapes(const Firmware& fw);
 std::optional<std::string> first_touched_difference(const BundleManifest& m, const FirmwareShapes& shapes,
                                                     const std::string& fw_label);
 
+// How the bundle's firmware and `fw` derive from one another (one is the
+// other quantized, or both are quantized from one source), by their
+// derived_from records, in one phrase starting "derived: "; nullopt when
+// neither does. Only ids are compared: the records are covered by the ids.
+std::optional<std::string> derivation_between(const BundleManifest& m, const Firmware& fw);
+
 // The firmware modules a bundle depends on: those its adapter touches and
 // those on its task's path, sorted.
 std::vector<std::string> bundle_modules(const BundleManifest& m);

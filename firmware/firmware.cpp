@@ -19,6 +19,7 @@
 #include "firmware/digest_cache.h"
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
+#include "firmware/quantized_weight.h"
 #include "firmware/tokenizer.h"
 #include "firmware/weight_set.h"
 
@@ -48,9 +49,63 @@ json FirmwareManifest::to_json() const {
     mods[n] = {{"arch", m.arch},   {"config", m.config}, {"weights", m.weights},
                {"assets", m.assets}, {"files", m.file_sizes}, {"digest", m.digest}};
   }
-  return {{"format", fwkeys::kFormat}, {"name", name},       {"version", version},
-          {"firmware_id", firmware_id}, {"created_by", created_by}, {"provenance", provenance},
-          {"modules", mods}};
+  json j = {{"format", fwkeys::kFormat}, {"name", name},       {"version", version},
+            {"firmware_id", firmware_id}, {"created_by", created_by}, {"provenance", provenance},
+            {"modules", mods}};
+  if (!derived_from.is_null()) j[fwkeys::kDerivedFrom] = derived_from;
+  return j;
+}
+
+namespace {
+
+// The derived_from record's fields and their checks, problems appended.
+void check_derived_from(const json& d, const std::map<std::string, FirmwareModule>& modules,
+                        std::vector<std::string>* problems) {
+  const std::string ctx = std::string("'") + fwkeys::kDerivedFrom + "'";
+  if (!d.is_object()) {
+    problems->push_back(ctx + " must be an object");
+    return;
+  }
+  static const std::set<std::string> kFields = {"firmware_id", "name", "version", "method", "bits", "group_size", "modules"};
+  for (auto f = d.begin(); f != d.end(); ++f) {
+    if (!kFields.count(f.key())) problems->push_back(ctx + ": unknown field '" + f.key() + "'");
+  }
+  for (const char* k : {"firmware_id", "name", "version", "method"}) {
+    if (!d.contains(k) || !d[k].is_string()) problems->push_back(ctx + ": missing string field '" + k + "'");
+  }
+  if (d.contains("firmware_id") && d["firmware_id"].is_string() && d["firmware_id"].get<std::string>().rfind("sha256:", 0) != 0)
+    problems->push_back(ctx + ": firmware_id is not a sha256: digest");
+  if (!d.contains("bits") || !d["bits"].is_number_integer() || (d["bits"] != 8 && d["bits"] != 4))
+    problems->push_back(ctx + ": 'bits' must be 8 or 4");
+  if (!d.contains("group_size") || !d["group_size"].is_number_integer() || d["group_size"].get<int64_t>() < 0)
+    problems->push_back(ctx + ": 'group_size' must be an integer >= 0 (0: per channel)");
+  if (!d.contains("modules") || !d["modules"].is_array() || d["modules"].empty()) {
+    problems->push_back(ctx + ": missing non-empty list 'modules'");
+  } else {
+    for (const auto& m : d["modules"]) {
+      if (!m.is_string() || !modules.count(m.get<std::string>()))
+        problems->push_back(ctx + ": 'modules' lists " + m.dump() + ", which is not a module of this firmware");
+    }
+  }
+}
+
+}  // namespace
+
+std::string describe_derivation(const json& d) {
+  if (!d.is_object()) return "";
+  std::string mods;
+  if (d.contains("modules") && d["modules"].is_array()) {
+    for (const auto& m : d["modules"]) {
+      if (m.is_string()) mods += (mods.empty() ? "" : ", ") + m.get<std::string>();
+    }
+  }
+  // A bundle carries this record unchecked but signed: read it without trusting its types.
+  const auto num = [&](const char* k) { return d.contains(k) && d[k].is_number_integer() ? d[k].get<int64_t>() : 0; };
+  const auto str = [&](const char* k) { return d.contains(k) && d[k].is_string() ? d[k].get<std::string>() : "?"; };
+  const int64_t bits = num("bits"), g = num("group_size");
+  return std::string(bits == 8 ? "an " : "a ") + std::to_string(bits) + "-bit quantization (" + mods + ", " +
+         (g == 0 ? std::string("per-channel scales") : "groups of " + std::to_string(g)) + ") of " + str("name") + "@" +
+         str("version");
 }
 
 FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& where) {
@@ -71,6 +126,7 @@ FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& w
   str(j, "firmware_id", &m.firmware_id, "");
   if (j.contains("created_by") && j["created_by"].is_string()) m.created_by = j["created_by"];
   if (j.contains("provenance")) m.provenance = j["provenance"];
+  if (j.contains(fwkeys::kDerivedFrom)) m.derived_from = j[fwkeys::kDerivedFrom];
   if (!j.contains("modules") || !j["modules"].is_object() || j["modules"].empty()) {
     problems.push_back("missing non-empty object 'modules'");
   } else {
@@ -127,6 +183,7 @@ FirmwareManifest FirmwareManifest::from_json(const json& j, const std::string& w
       m.modules[it.key()] = std::move(mod);
     }
   }
+  if (!m.derived_from.is_null()) check_derived_from(m.derived_from, m.modules, &problems);
   check_problems(problems, where);
   return m;
 }
@@ -143,9 +200,16 @@ void check_firmware_name_version(const std::string& name, const std::string& ver
 
 std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSet& weights, int threads) {
   const ModuleArch& a = module_arch(arch);
+  // A quantized weight's scales are hashed under the weight's internal name + "_scale".
+  auto internal = [&](const std::string& stored) -> std::string {
+    const std::string base = quantized_weight_of_scale(weights, stored);
+    if (base.empty()) return a.internal_name(stored);
+    const std::string w = a.internal_name(base);
+    return w.empty() ? "" : w + quantkeys::kScaleSuffix;
+  };
   std::vector<std::string> names;
   for (const auto& n : weights.names()) {
-    if (!a.internal_name(n).empty()) names.push_back(n);
+    if (!internal(n).empty()) names.push_back(n);
   }
   std::vector<TensorDigest> out(names.size());
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -162,7 +226,7 @@ std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSe
       const size_t i = order[k];
       const TensorInfo& info = weights.info(names[i]);
       std::string_view bytes = weights.file_of(names[i]).bytes(info);
-      out[i] = {a.internal_name(names[i]), dtype_name(info.dtype), info.shape,
+      out[i] = {internal(names[i]), dtype_name(info.dtype), info.shape,
                 to_hex(sha256(bytes.data(), bytes.size()))};
     }
   };
@@ -181,11 +245,12 @@ json module_description(const FirmwareModule& m, const std::vector<TensorDigest>
   return {{"arch", m.arch}, {"config", m.config}, {"tensors", t}, {"assets_sha256", asset_sha256}};
 }
 
-std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules) {
+std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules, const json& derived_from) {
   json mods = json::object();
   for (const auto& [n, m] : modules) mods[n] = m.digest;
   // nlohmann::json objects are key-sorted and dump() is deterministic: canonical.
   json canon = {{"format", fwkeys::kIdFormat}, {"modules", mods}};
+  if (!derived_from.is_null()) canon[fwkeys::kDerivedFrom] = derived_from;
   return "sha256:" + to_hex(sha256(canon.dump()));
 }
 
@@ -234,8 +299,9 @@ Firmware Firmware::open(const fs::path& dir) {
     }
   }
   // The recorded id must be the one its recorded module digests give.
-  M4_CHECK(firmware_id_of(f.manifest_.modules) == f.manifest_.firmware_id, ErrorCode::kMismatch,
-           mpath.string(), ": firmware_id does not match the module digests it lists (hint: "
+  M4_CHECK(firmware_id_of(f.manifest_.modules, f.manifest_.derived_from) == f.manifest_.firmware_id,
+           ErrorCode::kMismatch, mpath.string(),
+           ": firmware_id does not match the module digests and derived_from record it lists (hint: "
            "firmware.json was edited by hand)");
   return f;
 }
@@ -288,7 +354,7 @@ FirmwareIdentity Firmware::compute_identity(int threads) const {
     m.digest = compute_module_digest(dir_, m, threads);
     id.module_digests[name] = m.digest;
   }
-  id.firmware_id = firmware_id_of(mods);
+  id.firmware_id = firmware_id_of(mods, manifest_.derived_from);
   return id;
 }
 
@@ -352,7 +418,7 @@ void Firmware::verify(int threads) const {
 }
 
 FirmwareManifest create_firmware(const fs::path& out, const std::string& name, const std::string& version,
-                                 const json& provenance, const ModulePopulator& populate) {
+                                 const json& provenance, const ModulePopulator& populate, const json& derived_from) {
   check_firmware_name_version(name, version);
   if (fs::exists(out)) {
     M4_CHECK(fs::is_directory(out) && fs::is_empty(out), ErrorCode::kInvalidArgument, out.string(),
@@ -388,7 +454,13 @@ FirmwareManifest create_firmware(const fs::path& out, const std::string& name, c
     for (const auto& rel : files) mod.file_sizes[rel] = fs::file_size(staging / rel);
     mod.digest = compute_module_digest(staging, mod, 0);
   }
-  m.firmware_id = firmware_id_of(m.modules);
+  m.derived_from = derived_from;
+  if (!derived_from.is_null()) {
+    std::vector<std::string> problems;
+    check_derived_from(derived_from, m.modules, &problems);
+    check_problems(problems, "derived_from of " + out.string());
+  }
+  m.firmware_id = firmware_id_of(m.modules, m.derived_from);
   write_file_atomic(staging / fwkeys::kManifestFile, m.to_json().dump(1) + "\n");
   fs::rename(staging, out);
   cleanup.armed = false;

@@ -29,6 +29,7 @@ inline constexpr const char* kIdFormat = "m4forge.firmware-id/1";
 inline constexpr const char* kManifestFile = "firmware.json";
 inline constexpr const char* kBackbone = "backbone";
 inline constexpr const char* kArchLlama = "llama";
+inline constexpr const char* kDerivedFrom = "derived_from";
 }  // namespace fwkeys
 
 struct FirmwareModule {
@@ -47,6 +48,10 @@ struct FirmwareManifest {
   std::string created_by;   // "m4forge <version> (<rev>)"
   nlohmann::json provenance = nlohmann::json::object();  // where the modules came from
   std::map<std::string, FirmwareModule> modules;
+  // A firmware made from another (quantized): {firmware_id, name, version,
+  // method, bits, group_size, modules} of the source; null otherwise. Part of
+  // firmware_id, so the lineage cannot be edited without changing the id.
+  nlohmann::json derived_from;
 
   nlohmann::json to_json() const;
   static FirmwareManifest from_json(const nlohmann::json& j, const std::string& where);
@@ -121,7 +126,10 @@ std::vector<TensorDigest> digest_tensors(const std::string& arch, const WeightSe
 // The canonical description of a module (its digest is the SHA-256 of dump()).
 nlohmann::json module_description(const FirmwareModule& m, const std::vector<TensorDigest>& tensors,
                                   const std::map<std::string, std::string>& asset_sha256);
-std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules);
+std::string firmware_id_of(const std::map<std::string, FirmwareModule>& modules,
+                           const nlohmann::json& derived_from = nullptr);
+// "FW is SRC quantized to N bits (group G)": the derived_from record in words.
+std::string describe_derivation(const nlohmann::json& derived_from);
 
 // Semver and name checks shared by import and init-demo.
 void check_firmware_name_version(const std::string& name, const std::string& version);
@@ -133,7 +141,7 @@ void check_firmware_name_version(const std::string& name, const std::string& ver
 using ModulePopulator = std::function<std::map<std::string, FirmwareModule>(const std::filesystem::path& staging)>;
 FirmwareManifest create_firmware(const std::filesystem::path& out, const std::string& name,
                                  const std::string& version, const nlohmann::json& provenance,
-                                 const ModulePopulator& populate);
+                                 const ModulePopulator& populate, const nlohmann::json& derived_from = nullptr);
 
 // `firmware import-hf`: brings HF checkpoint directories in as modules. Each
 // directory's config.json, weights (model.safetensors or shards) and tokenizer

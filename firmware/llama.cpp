@@ -192,7 +192,14 @@ std::map<std::string, std::string> LlamaImpl::validate(const LlamaConfig& config
     if (name == "lm_head.weight" && config.tie_word_embeddings) return "";  // HF ignores it too
     return name;
   };
-  return validate_weights(expected_shapes(config), weights, to_internal, stored_name, where, config.summary());
+  return validate_weights(expected_shapes(config), weights, to_internal, stored_name, where, config.summary(),
+                          quantizable);
+}
+
+bool LlamaImpl::quantizable(const std::string& internal) {
+  static constexpr std::string_view kSuffix = "_proj.weight";
+  return internal.rfind("layers.", 0) == 0 && internal.size() > kSuffix.size() &&
+         internal.compare(internal.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
 }
 
 LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const std::string& where,
@@ -206,7 +213,11 @@ LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const 
     return t.scalar_type() == dtype_ ? t : t.to(dtype_);
   };
   auto linear = [&](const std::string& p, bool bias) {
-    return Linear(w(p + ".weight"), bias ? w(p + ".bias") : at::Tensor());
+    const at::Tensor b = bias ? w(p + ".bias") : at::Tensor();
+    const auto scale = by_internal.find(p + ".weight" + quantkeys::kScaleSuffix);
+    if (scale == by_internal.end()) return Linear(w(p + ".weight"), b);
+    // Quantized: data and scales stay views into the mapping.
+    return Linear(QuantizedWeight{weights.tensor(by_internal.at(p + ".weight")), weights.tensor(scale->second)}, b);
   };
   embed_tokens = register_module("embed_tokens", Embedding(w("embed_tokens.weight")));
   layers = register_module("layers", torch::nn::ModuleList());

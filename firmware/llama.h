@@ -139,6 +139,10 @@ class LlamaImpl : public torch::nn::Module {
                                                      const std::string& where);
   // HF tensor names that carry no parameters and are ignored if present.
   static bool ignorable(const std::string& hf_name);
+  // Whether an internal tensor name may be stored quantized: the weight of a
+  // layer's attention or MLP projection (embeddings, norms and the LM head
+  // stay as they are).
+  static bool quantizable(const std::string& internal);
 
   // PEFT hooks. Callers keep passing attention_mask and position_ids for their
   // text only: the soft prompt's and the prefix's columns and the shift of text

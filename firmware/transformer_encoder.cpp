@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/safetensors.h"
+#include "firmware/quantized_weight.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {
@@ -146,10 +147,12 @@ std::map<std::string, std::string> validate_weights(
     const std::map<std::string, std::vector<int64_t>>& expected, const WeightSet& weights,
     const std::function<std::string(const std::string&)>& to_internal,
     const std::function<std::string(const std::string&)>& stored_name, const std::string& where,
-    const std::string& config_summary) {
+    const std::string& config_summary,
+    const std::function<bool(const std::string&)>& quantized_ok) {
   std::map<std::string, std::string> by_internal;
   std::vector<std::string> unexpected, missing, problems;
   for (const auto& stored : weights.names()) {
+    if (!quantized_weight_of_scale(weights, stored).empty()) continue;  // checked with its weight
     const std::string name = to_internal(stored);
     if (name.empty()) continue;  // known and ignored
     if (expected.count(name) == 0) {
@@ -165,6 +168,18 @@ std::map<std::string, std::string> validate_weights(
       continue;
     }
     const TensorInfo& info = weights.info(it->second);
+    if (is_quantized_weight(weights, it->second)) {
+      const std::string scale = quant_scale_name(it->second);
+      if (!quantized_ok || !quantized_ok(name)) {
+        problems.push_back("tensor '" + it->second + "' is quantized (" + scale +
+                           "), but only the backbone's layer projections load quantized");
+        continue;
+      }
+      const std::string p = quantized_layout_problem(info, weights.info(scale), shape);
+      if (!p.empty()) problems.push_back(p);
+      by_internal[name + quantkeys::kScaleSuffix] = scale;
+      continue;
+    }
     if (info.shape != shape) {
       problems.push_back("tensor '" + it->second + "' has shape " + shape_str(info.shape) + " but the config (" +
                          config_summary + ") implies " + shape_str(shape));

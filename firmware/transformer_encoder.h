@@ -104,11 +104,17 @@ std::vector<EncoderLayer> build_encoder_stack(const EncoderStackSpec& s,
 // tensor). Reports missing, misshapen, non-float and unexpected tensors in one
 // m4::Error; `stored_name` turns an internal name into the name the checkpoint
 // should have used, for the message. Returns internal name -> stored name.
+// A weight for which `quantized_ok` (internal name) is true, in a module that
+// builds it as a quantized Linear, may be stored quantized
+// (firmware/quantized_weight.h): data and scales are checked against the
+// expected shape and the scales returned as internal name + "_scale"; any
+// other quantized weight is refused.
 std::map<std::string, std::string> validate_weights(
     const std::map<std::string, std::vector<int64_t>>& expected, const WeightSet& weights,
     const std::function<std::string(const std::string&)>& to_internal,
     const std::function<std::string(const std::string&)>& stored_name, const std::string& where,
-    const std::string& config_summary);
+    const std::string& config_summary,
+    const std::function<bool(const std::string&)>& quantized_ok = nullptr);
 
 std::string shape_str(at::IntArrayRef shape);
 

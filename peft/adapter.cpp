@@ -111,13 +111,13 @@ std::vector<PlanRow> Adapter::plan() const {
   return rows;
 }
 
-std::vector<NamedParameter> Adapter::touched() const {
-  std::map<std::string, at::Tensor> by_name;
+std::vector<TouchedTensor> Adapter::touched() const {
+  std::map<std::string, std::vector<int64_t>> by_name;
   for (const auto& [c, a] : parts_) {
-    for (auto& t : a->touched()) by_name[t.name] = t.tensor;
+    for (auto& t : a->touched()) by_name[t.name] = t.shape;
   }
-  std::vector<NamedParameter> out;
-  for (auto& [n, t] : by_name) out.push_back({n, t});
+  std::vector<TouchedTensor> out;
+  for (auto& [n, s] : by_name) out.push_back({n, s});
   return out;
 }
 
@@ -131,6 +131,11 @@ int64_t Adapter::total_count() const {
   int64_t n = trainable_count();
   for (const auto& [name, m] : modules_) {
     for (const auto& p : m->parameters()) n += p.numel();
+    // A quantized weight is a buffer, not a parameter; it counts at the shape it dequantizes to.
+    for (const auto& sub : m->modules(/*include_self=*/false)) {
+      if (const auto* lin = dynamic_cast<const LinearImpl*>(sub.get()); lin && lin->quantized)
+        n += lin->out_features() * lin->in_features();
+    }
   }
   return n;
 }

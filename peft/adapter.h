@@ -45,7 +45,7 @@ class Adapter {
   // Every firmware tensor the adapter depends on (name -> the frozen tensor),
   // sorted by name: LoRA'd weights, the k/v projections prefixes stand in for,
   // the embeddings a soft prompt lives beside, the widths a projector/head maps.
-  std::vector<NamedParameter> touched() const;
+  std::vector<TouchedTensor> touched() const;
   int64_t trainable_count() const;
   // Parameters of the loaded firmware modules (frozen) plus trainable ones.
   int64_t total_count() const;

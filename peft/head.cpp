@@ -78,7 +78,11 @@ class ModuleAttachment : public Attachment {
     for (const auto& p : owned->parameters()) n += p.numel();
     return {{component, component, "full", detail, n}};
   }
-  std::vector<NamedParameter> touched() override { return depends; }
+  std::vector<TouchedTensor> touched() override {
+    std::vector<TouchedTensor> out;
+    for (const auto& d : depends) out.push_back({d.name, d.tensor.sizes().vec()});
+    return out;
+  }
   void train(bool on) override { owned->train(on); }
   torch::nn::Module* module() override { return owned.get(); }
   void detach() override {}

@@ -39,10 +39,12 @@ at::Tensor LoraLinearImpl::delta(const at::Tensor& x) {
 
 at::Tensor LoraLinearImpl::merged(const LinearImpl& base) const {
   at::NoGradGuard ng;
-  const at::Tensor& w = base.weight;
-  M4_CHECK(w.size(0) == lora_b.size(0) && w.size(1) == lora_a.size(1), ErrorCode::kMismatch, "LoRA (",
-           lora_b.size(0), "x", lora_a.size(1), ") does not fit a Linear of weight [", w.size(0), ", ", w.size(1), "]");
-  return (w.to(at::kFloat) + at::matmul(lora_b, lora_a) * options.scaling()).to(w.scalar_type());
+  M4_CHECK(base.out_features() == lora_b.size(0) && base.in_features() == lora_a.size(1), ErrorCode::kMismatch, "LoRA (",
+           lora_b.size(0), "x", lora_a.size(1), ") does not fit a Linear of weight [", base.out_features(), ", ",
+           base.in_features(), "]");
+  // Over a quantized weight the merged weight is f32: its dequantized W plus B A.
+  const at::ScalarType dtype = base.quantized ? at::kFloat : base.weight.scalar_type();
+  return (base.dense_weight() + at::matmul(lora_b, lora_a) * options.scaling()).to(dtype);
 }
 
 }  // namespace m4
@@ -87,9 +89,9 @@ class LoraAttachment : public Attachment {
     }
     return rows;
   }
-  std::vector<NamedParameter> touched() override {
-    std::vector<NamedParameter> out;
-    for (auto& s : sites) out.push_back({s.name + ".weight", s.base->weight});
+  std::vector<TouchedTensor> touched() override {
+    std::vector<TouchedTensor> out;
+    for (auto& s : sites) out.push_back({s.name + ".weight", s.base->weight_shape()});
     return out;
   }
   void train(bool on) override {

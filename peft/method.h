@@ -23,6 +23,13 @@ struct NamedParameter {
   at::Tensor tensor;
 };
 
+// A firmware tensor an adapter depends on, with the shape it has in use (a
+// quantized weight: the shape it dequantizes to).
+struct TouchedTensor {
+  std::string name;  // full dotted internal name: backbone.layers.3.self_attn.q_proj.weight
+  std::vector<int64_t> shape;
+};
+
 // One line of `m4forge peft plan`: which module got what.
 struct PlanRow {
   std::string component;
@@ -59,7 +66,7 @@ class Attachment {
   virtual std::vector<PlanRow> plan() = 0;
   // The firmware tensors this attachment depends on, full dotted names
   // (internal spelling) with their shapes: what a bundle binds to.
-  virtual std::vector<NamedParameter> touched() = 0;
+  virtual std::vector<TouchedTensor> touched() = 0;
   virtual void train(bool on) = 0;
   // The torch module of a whole-component method (projector, head); else null.
   virtual torch::nn::Module* module() { return nullptr; }

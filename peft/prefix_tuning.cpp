@@ -164,14 +164,14 @@ class PrefixAttachment : public Attachment {
     }
     return rows;
   }
-  std::vector<NamedParameter> touched() override {
-    std::vector<NamedParameter> out;
+  std::vector<TouchedTensor> touched() override {
+    std::vector<TouchedTensor> out;
     for (auto& s : sites) {
       std::shared_ptr<LinearImpl> k, v;
       if (auto a = std::dynamic_pointer_cast<LlamaAttentionImpl>(s.attn)) k = a->k_proj.ptr(), v = a->v_proj.ptr();
       if (auto a = std::dynamic_pointer_cast<EncoderAttentionImpl>(s.attn)) k = a->k_proj.ptr(), v = a->v_proj.ptr();
-      out.push_back({s.name + ".k_proj.weight", k->weight});
-      out.push_back({s.name + ".v_proj.weight", v->weight});
+      out.push_back({s.name + ".k_proj.weight", k->weight_shape()});
+      out.push_back({s.name + ".v_proj.weight", v->weight_shape()});
     }
     return out;
   }

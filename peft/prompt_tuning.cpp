@@ -43,7 +43,9 @@ class PromptAttachment : public Attachment {
              std::to_string(prompt->options.tokens()) + " soft tokens x " + std::to_string(prompt->options.hidden()),
              prompt->embedding.numel()}};
   }
-  std::vector<NamedParameter> touched() override { return {{"backbone.embed_tokens.weight", llama->embed_tokens->weight}}; }
+  std::vector<TouchedTensor> touched() override {
+    return {{"backbone.embed_tokens.weight", llama->embed_tokens->weight.sizes().vec()}};
+  }
   void train(bool on) override { prompt->train(on); }
   void detach() override { llama->input_prompt.reset(); }
   void attach() override { llama->input_prompt = std::dynamic_pointer_cast<InputPrompt>(prompt.ptr()); }

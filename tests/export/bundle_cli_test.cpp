@@ -510,6 +510,67 @@ TEST_F(BundleCli, RefusesABundleForFirmwareAOnFirmwareB) {
   expect_one_line_error(run, {"firmware binding"});
 }
 
+// A quantized firmware is derived from the one a bundle was made on (and the
+// reverse): compat names the relation, refuses it by default, measures the
+// canary there and deploys it with --allow-derived; verify and run stay exact.
+TEST_F(BundleCli, AQuantizedFirmwareIsDerivedNeitherOkNorRetrain) {
+  const std::string pub = key_ + ".pub";
+  const std::string q8 = (tmp_ / "q8").string(), q4 = (tmp_ / "q4").string();
+  CliRun qr = m4({"firmware", "quantize", fw_, "--out", q8, "--log-level", "warn"});
+  ASSERT_EQ(qr.code, 0) << qr.err;
+  EXPECT_NE(qr.out.find("firmware_id: sha256:"), std::string::npos) << qr.out;
+  ASSERT_EQ(m4({"firmware", "quantize", fw_, "--bits", "4", "--group-size", "8", "--out", q4, "--log-level", "warn"}).code, 0);
+  CliRun inspect = m4({"firmware", "inspect", q8});
+  EXPECT_NE(inspect.out.find("derived_from: an 8-bit quantization (backbone, per-channel scales) of m4-demo@1.0.0 (" +
+                             Firmware::open(fw_).id() + ")"),
+            std::string::npos)
+      << inspect.out;
+
+  // A bundle made on FW, against FW's INT8 quantization.
+  CliRun refused = m4({"compat", "--firmware", q8, bundle_, "--pubkey", pub, "--json"});
+  expect_one_line_error(refused, {"compat: 1 of 1 bundles are not deployable", "--allow-derived"});
+  const nlohmann::json rj = nlohmann::json::parse(refused.out);
+  EXPECT_EQ(rj["bundles"][0]["status"], "derived");
+  EXPECT_EQ(rj["bundles"][0]["detail"], "derived: firmware m4-demo-int8@1.0.0 is an 8-bit quantization (backbone, "
+                                        "per-channel scales) of m4-demo@1.0.0 (the bundle's firmware m4-demo@1.0.0)");
+  // The canary was run on the INT8 firmware: quantization moved the outputs, and the adapter still acts.
+  const std::string canary = rj["bundles"][0]["canary"].get<std::string>();
+  EXPECT_EQ(canary.rfind("drift: max |diff| ", 0), 0u) << canary;
+  CliRun allowed = m4({"compat", "--firmware", q8, bundle_, "--pubkey", pub, "--allow-derived"});
+  EXPECT_EQ(allowed.code, 0) << allowed.out << allowed.err;
+  EXPECT_NE(allowed.out.find("derived"), std::string::npos) << allowed.out;
+  // --allow-retrain is another policy.
+  expect_one_line_error(m4({"compat", "--firmware", q8, bundle_, "--pubkey", pub, "--allow-retrain"}), {"compat: 1 of 1"});
+  // verify and run bind exactly, and say how the firmwares relate.
+  expect_refused("on-q8.m4adapter", test::slurp(bundle_),
+                 {"firmware binding: bundle is bound to m4-demo@1.0.0", "derived: firmware m4-demo-int8@1.0.0 is an 8-bit",
+                  "compat --allow-derived"},
+                 q8);
+
+  // The reverse: the adapter exported on the INT8 firmware binds to it, and against FW it is derived.
+  const std::string on_q8 = (tmp_ / "q8.m4adapter").string();
+  CliRun ex = export_bundle(on_q8, key_ + ".key", q8);
+  ASSERT_EQ(ex.code, 0) << ex.err;
+  CliRun v = verify(on_q8, q8);
+  EXPECT_EQ(v.code, 0) << v.err;
+  Entries eq = entries(test::slurp(on_q8)), eo = original();
+  const nlohmann::json mq = nlohmann::json::parse(named(eq, "manifest.json"));
+  EXPECT_EQ(mq["firmware"]["firmware_id"], Firmware::open(q8).id());
+  EXPECT_EQ(mq["firmware"]["derived_from"]["bits"], 8);
+  // Its touched tensors have the shapes the weights dequantize to: the source's.
+  EXPECT_EQ(mq["firmware"]["touched"], nlohmann::json::parse(named(eo, "manifest.json"))["firmware"]["touched"]);
+  CliRun back = m4({"compat", "--firmware", fw_, on_q8, "--pubkey", pub, "--json"});
+  expect_one_line_error(back, {"compat: 1 of 1"});
+  EXPECT_EQ(nlohmann::json::parse(back.out)["bundles"][0]["detail"],
+            "derived: the bundle's firmware m4-demo-int8@1.0.0 is an 8-bit quantization (backbone, per-channel scales) of "
+            "m4-demo@1.0.0 (this firmware)");
+  // Two quantizations of one firmware are derived from each other through it.
+  CliRun sib = m4({"compat", "--firmware", q4, on_q8, "--pubkey", pub, "--json"});
+  EXPECT_EQ(nlohmann::json::parse(sib.out)["bundles"][0]["detail"],
+            "derived: firmware m4-demo-int4@1.0.0 is a 4-bit quantization (backbone, groups of 8) of m4-demo@1.0.0, and the "
+            "bundle's firmware m4-demo-int8@1.0.0 is an 8-bit quantization (backbone, per-channel scales) of m4-demo@1.0.0");
+}
+
 TEST_F(BundleCli, CompatClassifiesOkRetrainIncompatibleAndBad) {
   const std::string b_fw = demo("fw-b", "1");
   const std::string fixture = (tmp_ / "fixture-fw").string();

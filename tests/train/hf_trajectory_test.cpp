@@ -14,6 +14,7 @@
 #include "peft/adapter.h"
 #include "peft/hf_peft.h"
 #include "tests/support/test_util.h"
+#include "tests/train/train_test_util.h"
 #include "train/trainer.h"
 
 namespace m4 {
@@ -23,21 +24,10 @@ namespace fs = std::filesystem;
 TEST(HfTrajectory, TwentyAdamWStepsThroughTheTrainerMatchPeft) {
   test::TempDir tmp;
   const fs::path lora = test::fixtures() / "lora";
-  ImportHfOptions io;
-  io.out = tmp / "fw";
-  io.name = "fixture";
-  io.version = "1.0.0";
-  io.backbone = test::fixtures() / "llama";
-  import_hf(io);
+  test::import_fixture_llama(tmp / "fw");
   Firmware fw = Firmware::open(tmp / "fw");
-
   SafetensorsFile td = SafetensorsFile::open(lora / "train_data.safetensors");
-  data::DatasetContents c;
-  c.tensors["input_ids"] = td.tensor("input_ids").clone();
-  c.tensors["attention_mask"] = at::ones_like(c.tensors["input_ids"]);
-  c.attrs.source = "hf-reference lora/train_data.safetensors";
-  c.attrs.license = "test fixture";
-  data::write_dataset(tmp / "train.h5", c);
+  test::write_peft_train_rows(tmp / "train.h5");
 
   const std::string peft_yaml =
       "{lora: {r: 8, alpha: 16, dropout: 0.0, targets: [\"backbone.layers.*.self_attn.{q,v}_proj\"]}, init_from: " +

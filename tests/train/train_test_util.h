@@ -9,7 +9,9 @@
 #include <fstream>
 #include <string>
 
+#include "core/safetensors.h"
 #include "data/dataset_writer.h"
+#include "firmware/firmware.h"
 #include "firmware/demo.h"
 #include "tests/support/test_util.h"
 
@@ -60,6 +62,27 @@ inline TinyTask make_tiny_task(const std::filesystem::path& root, const std::str
   o.out = t.firmware;
   init_demo(o);
   return t;
+}
+
+// The HF fixture llama (tests/fixtures/hf-reference/llama) imported as a firmware at `out`.
+inline void import_fixture_llama(const std::filesystem::path& out) {
+  ImportHfOptions io;
+  io.out = out;
+  io.name = "fixture";
+  io.version = "1.0.0";
+  io.backbone = fixtures() / "llama";
+  import_hf(io);
+}
+
+// PEFT's 4 training rows (lora/train_data.safetensors input_ids, all attended) as an HDF5 split.
+inline void write_peft_train_rows(const std::filesystem::path& file) {
+  SafetensorsFile td = SafetensorsFile::open(fixtures() / "lora" / "train_data.safetensors");
+  data::DatasetContents c;
+  c.tensors["input_ids"] = td.tensor("input_ids").clone();
+  c.tensors["attention_mask"] = at::ones_like(c.tensors["input_ids"]);
+  c.attrs.source = "hf-reference lora/train_data.safetensors";
+  c.attrs.license = "test fixture";
+  data::write_dataset(file, c);
 }
 
 }  // namespace m4::test
