@@ -3,6 +3,8 @@
 # the demo firmware vs zero-shot (no adapter) vs a small task-specific model
 # trained from scratch on the same data (`m4forge eval --from-scratch`).
 #   bash bench/accuracy_figures.sh [TASK ...]   (default: the four below)
+#   BITS=8 bash bench/accuracy_figures.sh TASK  (the same on the demo firmware quantized
+#                                                to 8 or 4 bits: `firmware quantize`)
 # Needs build/cli/m4forge and the datasets (scripts/data/<task>.sh). The demo
 # firmware is randomly initialised: these figures show that training works on
 # real data, not what M4's pretrained model would reach.
@@ -13,6 +15,14 @@ WORK=${WORK:-/tmp/m4-accuracy}
 mkdir -p "$WORK"
 FW=$WORK/fw
 [ -f "$FW/firmware.json" ] || "$M4" firmware init-demo --out "$FW" --seed 0 --log-level warn >/dev/null
+RUNS=$WORK
+if [ -n "${BITS:-}" ]; then
+  [ -f "$WORK/fw-int$BITS/firmware.json" ] ||
+    "$M4" firmware quantize "$FW" --bits "$BITS" --out "$WORK/fw-int$BITS" --log-level warn >/dev/null
+  FW=$WORK/fw-int$BITS
+  RUNS=$WORK/int$BITS
+  mkdir -p "$RUNS"
+fi
 
 # task | training overrides | eval options (test samples)
 declare -A TRAIN EVAL
@@ -30,7 +40,7 @@ TASKS=("$@")
 echo "| task | metric | test samples | adapter | zero-shot | from scratch | adapter steps | train time |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for t in "${TASKS[@]}"; do
-  run=$WORK/$t
+  run=$RUNS/$t
   rm -rf "$run"
   start=$(date +%s)
   # shellcheck disable=SC2086

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_llama.h"
 #include "bench/lora_step_args.h"
 #include "bench/timing.h"
 #include "core/cpu_runtime.h"
@@ -60,25 +61,9 @@ int main(int argc, char** argv) {
   m4::restart_if_blas_misdetected_cpu(argv);
   const Args a = parse_args(argc, argv);
   auto rt = m4::configure_cpu_runtime(a.threads);
-  m4::LlamaConfig c;
-  c.vocab_size = a.vocab;
-  c.hidden_size = a.hidden;
-  c.intermediate_size = a.intermediate;
-  c.num_hidden_layers = a.layers;
-  c.num_attention_heads = c.num_key_value_heads = a.heads;
-  c.head_dim = a.hidden / a.heads;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
+  const m4::LlamaConfig c = m4::bench::bench_llama_config(a.hidden, a.intermediate, a.layers, a.heads, a.vocab);
   const fs::path file = fs::temp_directory_path() / ("m4_peft_bench_" + std::to_string(::getpid()) + ".safetensors");
-  {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-    m4::NamedTensors tensors;
-    for (const auto& [name, shape] : m4::LlamaImpl::expected_shapes(c)) {
-      at::Tensor t = name.find("norm") != std::string::npos ? at::ones(shape) : at::empty(shape).normal_(0, 0.02, gen);
-      tensors.emplace_back(m4::LlamaImpl::stored_name(name), t);
-    }
-    m4::write_safetensors(file, tensors);
-  }
+  m4::write_safetensors(file, m4::bench::bench_llama_weights(c));
   auto llama = std::make_shared<m4::LlamaImpl>(c, m4::WeightSet::open({file}), file.string());
   fs::remove(file);  // the mapping keeps the data
   const auto cfg = m4::PeftConfig::from_json(

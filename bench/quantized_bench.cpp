@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_llama.h"
 #include "bench/timing.h"
 #include "core/cpu_runtime.h"
 #include "core/error.h"
@@ -99,26 +100,12 @@ std::vector<std::string> lines_of(const std::string& path) {
 }
 
 int make(const Args& a) {
-  m4::LlamaConfig c;
-  c.vocab_size = a.vocab;
-  c.hidden_size = a.hidden;
-  c.intermediate_size = a.intermediate;
-  c.num_hidden_layers = a.layers;
-  c.num_attention_heads = c.num_key_value_heads = a.heads;
-  c.head_dim = a.hidden / a.heads;
-  c.max_position_embeddings = 4096;
-  c.rms_norm_eps = 1e-5;
+  const m4::LlamaConfig c = m4::bench::bench_llama_config(a.hidden, a.intermediate, a.layers, a.heads, a.vocab);
   m4::create_firmware(a.out, "bench-backbone", "1.0.0", {{"bench", "quantized_bench make, seed 0"}},
                       [&](const fs::path& staging) {
-                        auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
-                        m4::NamedTensors tensors;
-                        for (const auto& [name, shape] : m4::LlamaImpl::expected_shapes(c)) {
-                          at::Tensor t = name.find("norm") != std::string::npos ? at::ones(shape)
-                                                                                : at::empty(shape).normal_(0, 0.02, gen);
-                          tensors.emplace_back(m4::LlamaImpl::stored_name(name), t);
-                        }
                         fs::create_directories(staging / "backbone");
-                        m4::write_safetensors(staging / "backbone" / "model.safetensors", tensors, {{"format", "pt"}});
+                        m4::write_safetensors(staging / "backbone" / "model.safetensors",
+                                              m4::bench::bench_llama_weights(c), {{"format", "pt"}});
                         m4::FirmwareModule m;
                         m.arch = "llama";
                         m.config = c.to_json();
