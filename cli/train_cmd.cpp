@@ -30,13 +30,16 @@ int train_cmd(int argc, char** argv) {
       "run-dir", "run directory (default: runs/<task>)", cxxopts::value<std::string>())(
       "resume", "continue from the newest complete checkpoint in the run directory")(
       "collective-timeout", "seconds a gradient all-reduce may take before the job is aborted",
-      cxxopts::value<int64_t>()->default_value("300"));
+      cxxopts::value<int64_t>()->default_value("300"))(
+      "backend", "gradient all-reduce: auto (MPI under mpirun/srun, else one process), single, mpi, nccl",
+      cxxopts::value<std::string>()->default_value("auto"));
   add_train_loop_options(o);
   add_common_options(o);
   cxxopts::ParseResult r;
   if (!parse(o, argc, argv, &r)) return 0;
   CommunicatorOptions co;
   co.collective_timeout = std::chrono::seconds(r["collective-timeout"].as<int64_t>());
+  co.backend = r["backend"].as<std::string>();
   auto comm = make_communicator(co);
   if (comm->rank() != 0 && !r.count("log-level")) spdlog::set_level(spdlog::level::warn);  // rank 0 logs
   apply_common_options(r);

@@ -3,12 +3,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
 
+#include "cluster/nccl_library.h"
 #include "core/error.h"
 
 #ifdef M4_WITH_MPI
@@ -146,12 +148,65 @@ bool mpi_available() {
 
 std::unique_ptr<Communicator> make_single_process() { return std::make_unique<SingleProcess>(); }
 
+const std::vector<std::string>& communicator_backends() {
+  static const std::vector<std::string> names = {"auto", "single", "mpi", "nccl"};
+  return names;
+}
+
+namespace {
+
+// The world size the launcher announces (1 when it announces none).
+int launched_world() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+    if (const char* s = std::getenv(v)) return std::max(1, std::atoi(s));
+  }
+  return 1;
+}
+
+}  // namespace
+
+std::string resolve_backend(const CommunicatorOptions& o) {
+  const auto& known = communicator_backends();
+  if (std::find(known.begin(), known.end(), o.backend) == known.end()) {
+    std::string names;
+    for (const auto& n : known) names += (names.empty() ? "" : ", ") + n;
+    M4_FAIL(ErrorCode::kInvalidArgument, "--backend: unknown '", o.backend, "' (known: ", names, ")");
+  }
+  const bool launched = launched_by_mpi();
+  if (o.backend == "nccl") {
+    // NCCL all-reduces CUDA tensors.
+    M4_CHECK(at::hasCUDA(), ErrorCode::kInvalidArgument,
+             "--backend nccl: this m4forge's LibTorch has no CUDA, so it trains on the CPU, where NCCL has nothing to "
+             "reduce; use --backend ", launched ? "mpi" : "single", " (or auto)");
+    const auto nccl = NcclLibrary::open();  // a missing NCCL names what to install
+    M4_FAIL(ErrorCode::kInvalidArgument, "--backend nccl: NCCL ", nccl->version(), " loads from ", nccl->path(),
+            ", but m4forge does not yet train on CUDA devices (device-generic training is not built); use --backend mpi");
+  }
+  if (o.backend == "single") {
+    M4_CHECK(!launched || launched_world() == 1, ErrorCode::kInvalidArgument, "--backend single: this process is one of ",
+             launched_world(), " ranks started by mpirun/srun, and each would train alone into one run directory; use "
+             "--backend mpi (or auto), or start one process");
+    return "single";
+  }
+  if (o.backend == "mpi") {
+    M4_CHECK(mpi_available(), ErrorCode::kInvalidArgument,
+             "--backend mpi: this m4forge was built without MPI (install libopenmpi-dev and rebuild)");
+    M4_CHECK(launched, ErrorCode::kInvalidArgument,
+             "--backend mpi: not started by mpirun/srun (no OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK); run `mpirun -np N "
+             "m4forge train ...`, or use --backend auto");
+    return "mpi";
+  }
+  if (!launched) return "single";
+  M4_CHECK(mpi_available(), ErrorCode::kInvalidArgument, "started under mpirun/srun, but this m4forge was built without MPI");
+  return "mpi";
+}
+
 std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options) {
-  if (!launched_by_mpi()) return std::make_unique<SingleProcess>();
+  if (resolve_backend(options) == "single") return std::make_unique<SingleProcess>();
 #ifdef M4_WITH_MPI
   return std::make_unique<Mpi>(options);
 #else
-  M4_FAIL(ErrorCode::kInvalidArgument, "started under mpirun/srun, but this m4forge was built without MPI");
+  M4_FAIL(ErrorCode::kInternal, "no MPI in this build");
 #endif
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace m4 {
 
@@ -30,10 +31,23 @@ class Communicator {
 struct CommunicatorOptions {
   // A collective that takes longer than this aborts the job (a peer died or hangs).
   std::chrono::seconds collective_timeout{300};
+  // auto | single | mpi | nccl (`--backend`): auto is MPI under mpirun/srun,
+  // else one process; nccl needs a CUDA build (CUDA tensors), see cluster/README.md.
+  std::string backend = "auto";
 };
 
-// MPI when launched under mpirun/srun (OMPI_COMM_WORLD_SIZE, PMI_SIZE or
-// PMIX_RANK in the environment) and built with MPI; else a single process.
+// The backends `--backend` names, in order.
+const std::vector<std::string>& communicator_backends();
+
+// The backend `options.backend` resolves to here ("single" or "mpi"), or
+// m4::Error(kInvalidArgument) saying why it cannot run: an unknown name,
+// single under a multi-rank launch, mpi without a launch or an MPI build,
+// nccl without CUDA.
+std::string resolve_backend(const CommunicatorOptions& options);
+
+// The resolved backend's communicator: MPI when launched under mpirun/srun
+// (OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK in the environment) and built
+// with MPI; else a single process.
 std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options = {});
 
 // A group of one (this process alone), e.g. for a task a rank trains by itself.
