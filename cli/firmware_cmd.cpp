@@ -165,7 +165,7 @@ int inspect_cmd(int argc, char** argv) {
 
 int quantize_cmd(int argc, char** argv) {
   cxxopts::Options o("m4forge firmware quantize",
-                     "Write a firmware whose backbone projections are stored quantized (weight-only, symmetric,\n"
+                     "Write a firmware whose layer projections are stored quantized (weight-only, symmetric,\n"
                      "round-to-nearest): its own firmware_id, and a derived_from record naming FW.");
   o.add_options()("firmware", "source firmware directory", cxxopts::value<std::string>())(
       "out", "firmware directory to create", cxxopts::value<std::string>())(

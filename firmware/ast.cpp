@@ -215,7 +215,7 @@ std::map<std::string, std::string> AstImpl::validate(const AstConfig& c, const W
   auto spelled = [&](const std::string& internal) {
     return (prefixed ? "audio_spectrogram_transformer." : "") + stored_name(internal);
   };
-  return validate_weights(expected_shapes(c), w, internal_name, spelled, where, c.summary());
+  return validate_weights(expected_shapes(c), w, internal_name, spelled, where, c.summary(), encoder_layer_quantizable);
 }
 
 std::string AstImpl::stored_name(const std::string& internal) {
@@ -250,7 +250,7 @@ AstImpl::AstImpl(const AstConfig& c, const WeightSet& w, const std::string& wher
   EncoderStackSpec s = stack_spec(c);
   s.act = activation_from_name(c.hidden_act, where);
   layers = register_module("layers", torch::nn::ModuleList());
-  layer_list_ = build_encoder_stack(s, get);
+  layer_list_ = build_encoder_stack(s, get, w, by_internal);
   for (const auto& l : layer_list_) layers->push_back(l);
   layer_norm =
       register_module("layer_norm", LayerNorm(get("layer_norm.weight"), get("layer_norm.bias"), c.layer_norm_eps));

@@ -347,7 +347,7 @@ std::map<std::string, std::vector<int64_t>> ClipVisionImpl::expected_shapes(cons
 std::map<std::string, std::string> ClipVisionImpl::validate(const ClipVisionConfig& c, const WeightSet& w,
                                                             const std::string& where) {
   return validate_weights(expected_shapes(c, c.projection_dim > 0), w, internal_name, vision_stored_name, where,
-                          c.summary());
+                          c.summary(), encoder_layer_quantizable);
 }
 
 ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& c, const WeightSet& w, const std::string& where,
@@ -364,7 +364,7 @@ ClipVisionImpl::ClipVisionImpl(const ClipVisionConfig& c, const WeightSet& w, co
                                  LayerNorm(get("pre_layrnorm.weight"), get("pre_layrnorm.bias"), c.layer_norm_eps));
   layer_list_ = build_encoder_stack(stack_spec(c.num_hidden_layers, c.hidden_size, c.intermediate_size,
                                                c.num_attention_heads, c.layer_norm_eps, c.hidden_act, where),
-                                    get);
+                                    get, w, by_internal);
   layers = register_module("layers", torch::nn::ModuleList());
   for (auto& l : layer_list_) layers->push_back(l);
   post_layernorm = register_module(
@@ -433,7 +433,7 @@ std::map<std::string, std::vector<int64_t>> ClipTextImpl::expected_shapes(const 
 std::map<std::string, std::string> ClipTextImpl::validate(const ClipTextConfig& c, const WeightSet& w,
                                                           const std::string& where) {
   return validate_weights(expected_shapes(c, c.projection_dim > 0), w, internal_name, text_stored_name, where,
-                          c.summary());
+                          c.summary(), encoder_layer_quantizable);
 }
 
 ClipTextImpl::ClipTextImpl(const ClipTextConfig& c, const WeightSet& w, const std::string& where, at::ScalarType dtype)
@@ -446,7 +446,7 @@ ClipTextImpl::ClipTextImpl(const ClipTextConfig& c, const WeightSet& w, const st
                                                        Embedding(get("embeddings.position_embedding.weight"))));
   layer_list_ = build_encoder_stack(stack_spec(c.num_hidden_layers, c.hidden_size, c.intermediate_size,
                                                c.num_attention_heads, c.layer_norm_eps, c.hidden_act, where),
-                                    get);
+                                    get, w, by_internal);
   layers = register_module("layers", torch::nn::ModuleList());
   for (auto& l : layer_list_) layers->push_back(l);
   final_layer_norm = register_module(

@@ -106,7 +106,7 @@ std::map<std::string, std::vector<int64_t>> ImuEncoderImpl::expected_shapes(cons
 
 std::map<std::string, std::string> ImuEncoderImpl::validate(const ImuEncoderConfig& c, const WeightSet& w,
                                                             const std::string& where) {
-  return validate_weights(expected_shapes(c), w, internal_name, stored_name, where, c.summary());
+  return validate_weights(expected_shapes(c), w, internal_name, stored_name, where, c.summary(), encoder_layer_quantizable);
 }
 
 ImuEncoderImpl::ImuEncoderImpl(const ImuEncoderConfig& c, const WeightSet& w, const std::string& where,
@@ -127,7 +127,7 @@ ImuEncoderImpl::ImuEncoderImpl(const ImuEncoderConfig& c, const WeightSet& w, co
   cls_token = register_parameter("cls_token", get("cls_token"), false);
   pos_embed = register_parameter("pos_embed", get("pos_embed"), false);
   layers = register_module("layers", torch::nn::ModuleList());
-  layer_list_ = build_encoder_stack(stack_spec(c), get);
+  layer_list_ = build_encoder_stack(stack_spec(c), get, w, by_internal);
   for (auto& l : layer_list_) layers->push_back(l);
   auto head = register_module("head", std::make_shared<torch::nn::Module>());
   head_norm = head->register_module("norm", LayerNorm(get("head.norm.weight"), get("head.norm.bias"), c.layer_norm_eps));

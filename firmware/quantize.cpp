@@ -8,6 +8,7 @@
 #include "firmware/llama.h"
 #include "firmware/module_arch.h"
 #include "firmware/quantized_weight.h"
+#include "firmware/transformer_encoder.h"
 #include "firmware/weight_set.h"
 
 namespace m4 {
@@ -21,10 +22,10 @@ int64_t quantize_group_size(const QuantizeOptions& o) {
 
 namespace {
 
-// Which internal names of a module may be stored quantized; only modules that
-// build quantized Linears have a rule.
+// Which internal names of a module may be stored quantized: the projections
+// of the backbone's layers and of every encoder's (the loaders' own rules).
 bool quantizable(const std::string& arch, const std::string& internal) {
-  return arch == fwkeys::kArchLlama && LlamaImpl::quantizable(internal);
+  return arch == fwkeys::kArchLlama ? LlamaImpl::quantizable(internal) : encoder_layer_quantizable(internal);
 }
 
 }  // namespace
@@ -38,11 +39,7 @@ FirmwareManifest quantize_firmware(const QuantizeOptions& o) {
   const std::string where = (src.dir() / fwkeys::kManifestFile).string();
   M4_CHECK(src.manifest().derived_from.is_null(), ErrorCode::kInvalidArgument, where, ": ", src.label(), " is already ",
            describe_derivation(src.manifest().derived_from), " (hint: quantize the source firmware)");
-  for (const auto& m : o.modules) {
-    src.module(m);  // names what exists when it does not
-    M4_CHECK(src.module(m).arch == fwkeys::kArchLlama, ErrorCode::kInvalidArgument, "--modules: module '", m, "' is ",
-             src.module(m).arch, "; only the backbone (llama) loads quantized weights");
-  }
+  for (const auto& m : o.modules) src.module(m);  // names what exists when it does not
   std::vector<std::string> all;
   for (const auto& [name, m] : src.manifest().modules) all.push_back(name);
   src.verify_modules(all);  // the id derived_from names is the bytes read here

@@ -1,4 +1,4 @@
-// `m4forge firmware quantize`: a firmware whose frozen Linear weights are
+// `m4forge firmware quantize`: a firmware whose frozen layer projections are
 // stored quantized (firmware/quantized_weight.h), a firmware of its own: its
 // own firmware_id over its actual bytes and a derived_from record naming the
 // source's id, the method, bits and group size (docs/firmware-format.md).

@@ -126,13 +126,25 @@ void add_encoder_stack_shapes(const EncoderStackSpec& s, std::map<std::string, s
   }
 }
 
+bool encoder_layer_quantizable(const std::string& internal) {
+  auto ends = [&](std::string_view suffix) {
+    return internal.size() > suffix.size() && internal.compare(internal.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return internal.rfind("layers.", 0) == 0 && (ends("_proj.weight") || ends(".mlp.fc1.weight") || ends(".mlp.fc2.weight"));
+}
+
 std::vector<EncoderLayer> build_encoder_stack(const EncoderStackSpec& s,
-                                              const std::function<at::Tensor(const std::string&)>& get) {
+                                              const std::function<at::Tensor(const std::string&)>& get,
+                                              const WeightSet& weights, const std::map<std::string, std::string>& by_internal) {
   std::vector<EncoderLayer> out;
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     auto lin = [&](const std::string& n, bool bias) {
-      return Linear(get(p + n + ".weight"), bias ? get(p + n + ".bias") : at::Tensor());
+      const at::Tensor b = bias ? get(p + n + ".bias") : at::Tensor();
+      const auto scale = by_internal.find(p + n + ".weight" + quantkeys::kScaleSuffix);
+      if (scale == by_internal.end()) return Linear(get(p + n + ".weight"), b);
+      // Quantized: data and scales stay views into the mapping.
+      return Linear(QuantizedWeight{weights.tensor(by_internal.at(p + n + ".weight")), weights.tensor(scale->second)}, b);
     };
     auto ln = [&](const std::string& n) { return LayerNorm(get(p + n + ".weight"), get(p + n + ".bias"), s.eps); };
     EncoderAttention attn(lin("self_attn.q_proj", true), lin("self_attn.k_proj", s.k_bias),
@@ -172,7 +184,7 @@ std::map<std::string, std::string> validate_weights(
       const std::string scale = quant_scale_name(it->second);
       if (!quantized_ok || !quantized_ok(name)) {
         problems.push_back("tensor '" + it->second + "' is quantized (" + scale +
-                           "), but only the backbone's layer projections load quantized");
+                           "), but only the layers' projection weights load quantized");
         continue;
       }
       const std::string p = quantized_layout_problem(info, weights.info(scale), shape);

@@ -95,9 +95,17 @@ struct EncoderStackSpec {
 // (prefix "layers.").
 void add_encoder_stack_shapes(const EncoderStackSpec& s, std::map<std::string, std::vector<int64_t>>* out);
 
-// Builds the layers from a getter of internal tensor names (already validated).
+// Builds the layers from a getter of internal tensor names (already
+// validated). A projection whose weight has a scale in `by_internal`
+// (validate_weights with encoder_layer_quantizable) is built quantized from
+// `weights`' own tensors.
 std::vector<EncoderLayer> build_encoder_stack(const EncoderStackSpec& s,
-                                              const std::function<at::Tensor(const std::string&)>& get);
+                                              const std::function<at::Tensor(const std::string&)>& get,
+                                              const WeightSet& weights, const std::map<std::string, std::string>& by_internal);
+
+// The encoder tensors that may be stored quantized: the weights of a layer's
+// attention projections and MLP (layers.*.self_attn.*_proj, layers.*.mlp.fc1/fc2).
+bool encoder_layer_quantizable(const std::string& internal);
 
 // Checks a checkpoint against the expected internal names/shapes, through a
 // mapping from stored (HF) names to internal names (empty string: ignore the

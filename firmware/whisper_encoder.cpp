@@ -158,7 +158,7 @@ std::map<std::string, std::string> WhisperEncoderImpl::validate(const WhisperEnc
     const std::string n = stored_name(internal);
     return bare ? n.substr(6) : n;  // drop "model."
   };
-  return validate_weights(expected_shapes(c), w, internal_name, spelled, where, c.summary());
+  return validate_weights(expected_shapes(c), w, internal_name, spelled, where, c.summary(), encoder_layer_quantizable);
 }
 
 std::string WhisperEncoderImpl::stored_name(const std::string& internal) {
@@ -180,7 +180,7 @@ WhisperEncoderImpl::WhisperEncoderImpl(const WhisperEncoderConfig& c, const Weig
   EncoderStackSpec s = stack_spec(c);
   s.act = activation_from_name(c.activation_function, where);
   layers = register_module("layers", torch::nn::ModuleList());
-  layer_list_ = build_encoder_stack(s, get);
+  layer_list_ = build_encoder_stack(s, get, w, by_internal);
   for (const auto& l : layer_list_) layers->push_back(l);
   layer_norm =
       register_module("layer_norm", LayerNorm(get("layer_norm.weight"), get("layer_norm.bias"), kLayerNormEps));

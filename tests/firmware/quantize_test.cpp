@@ -16,9 +16,12 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/safetensors.h"
+#include "firmware/clip.h"
+#include "firmware/demo.h"
 #include "firmware/firmware.h"
 #include "firmware/linear.h"
 #include "firmware/llama.h"
+#include "firmware/module_loader.h"
 #include "firmware/quantize.h"
 #include "firmware/quantized_weight.h"
 #include "firmware/weight_set.h"
@@ -283,6 +286,48 @@ TEST_F(QuantizedFirmware, BadRequestsAreOneLineErrorsAndLeaveNothing) {
   EXPECT_FALSE(fs::exists(*tmp_ / "bad"));
 }
 
+// Every module of the demo quantized: each encoder's layer projections load as
+// quantized Linears (embeddings, patch and head projections stay), and CLIP
+// vision's output stays near the f32 one.
+TEST(QuantizedDemo, EveryModulesLayerProjectionsQuantizeAndLoad) {
+  test::TempDir t;
+  DemoOptions d;
+  d.out = t / "fw";
+  init_demo(d);
+  QuantizeOptions o;
+  o.source = d.out;
+  o.out = t / "q8";
+  o.modules = {"backbone", "img_enc", "txt_enc", "aud_i_enc", "aud_b_enc", "imu_enc"};
+  quantize_firmware(o);
+  const Firmware fw = Firmware::open(d.out), q8 = Firmware::open(t / "q8");
+  EXPECT_NO_THROW(q8.verify());
+  EXPECT_EQ(q8.manifest().derived_from["modules"].size(), 6u);
+  for (const auto& name : o.modules) {
+    auto m = load_firmware_module(q8, name);
+    // Every Linear of a layer is quantized, and no other (patch, head or LM-head projections).
+    int64_t quantized = 0, dense = 0;
+    for (const auto& item : m->named_modules("", /*include_self=*/false)) {
+      auto* lin = dynamic_cast<LinearImpl*>(item.value().get());
+      if (lin == nullptr) continue;
+      EXPECT_EQ(lin->quantized.has_value(), item.key().rfind("layers.", 0) == 0) << name << " " << item.key();
+      (lin->quantized ? quantized : dense) += 1;
+    }
+    EXPECT_GE(quantized, 6) << name;
+    std::cout << "[quantize] demo " << name << ": " << quantized << " quantized Linears, " << dense << " dense\n";
+  }
+  auto vf = std::dynamic_pointer_cast<ClipVisionImpl>(load_firmware_module(fw, "img_enc"));
+  auto vq = std::dynamic_pointer_cast<ClipVisionImpl>(load_firmware_module(q8, "img_enc"));
+  ASSERT_TRUE(vf && vq);
+  at::NoGradGuard ng;
+  const int64_t S = vf->config().image_size;
+  const at::Tensor pixels = at::randn({2, 3, S, S}, at::make_generator<at::CPUGeneratorImpl>(5));
+  const at::Tensor a = vf->forward(pixels).pooler_output, b = vq->forward(pixels).pooler_output;
+  const double rel = max_abs_diff(a, b) / a.abs().max().item<double>();
+  std::cout << "[quantize] demo img_enc INT8 pooled output max |diff| / max = " << rel << "\n";
+  EXPECT_GT(rel, 0.0);
+  EXPECT_LT(rel, 0.05);
+}
+
 // A stored quantized weight that does not fit its config, or a quantized
 // tensor that must not be, is refused at load naming the tensor.
 class QuantizedLayout : public QuantizedFirmware {
@@ -321,7 +366,7 @@ TEST_F(QuantizedLayout, MisshapenOrMistypedDataAndScalesAreRefused) {
                  {"has dtype F32; quantized data must be I8 (8 bits) or U8 (4 bits)"});
   // A norm or the embeddings are never quantized.
   expect_refused([&](NamedTensors& t) { t.emplace_back("model.norm.weight_scale", at::ones({64, 1})); },
-                 {"'model.norm.weight' is quantized", "only the backbone's layer projections load quantized"});
+                 {"'model.norm.weight' is quantized", "only the layers' projection weights load quantized"});
   // Data without scales is a non-float weight.
   expect_refused([&](NamedTensors& t) {
     NamedTensors kept;
