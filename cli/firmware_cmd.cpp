@@ -185,7 +185,11 @@ int quantize_cmd(int argc, char** argv) {
   q.source = required(r, "firmware");
   q.out = required(r, "out");
   q.bits = r["bits"].as<int>();
-  if (r.count("group-size")) q.group_size = r["group-size"].as<int64_t>();
+  if (r.count("group-size")) {
+    q.group_size = r["group-size"].as<int64_t>();
+    M4_CHECK(q.group_size >= 0, ErrorCode::kInvalidArgument, "--group-size must be 0 (per channel) or >= 2, found ",
+             q.group_size);
+  }
   q.modules = r["modules"].as<std::vector<std::string>>();
   if (r.count("name")) q.name = r["name"].as<std::string>();
   if (r.count("version")) q.version = r["version"].as<std::string>();

@@ -112,11 +112,12 @@ at::Tensor LinearImpl::dense_weight() const {
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
   at::Tensor y;
-  if (quantized && !merged_weight.defined() && at::GradMode::is_enabled() && x.requires_grad()) {
-    y = QuantizedLinearFunction::apply(x, quantized->data, quantized->scale, static_cast<int64_t>(dequant_dtype(x)));
-    if (bias.defined()) y = y + bias.to(y.scalar_type());
-  } else if (quantized && !merged_weight.defined()) {
-    y = quantized_linear(x, *quantized, dequant_dtype(x));
+  if (quantized && !merged_weight.defined()) {
+    // With a gradient to carry back to x, through the function that dequantizes again in backward.
+    const at::ScalarType dt = dequant_dtype(x);
+    y = at::GradMode::is_enabled() && x.requires_grad()
+            ? QuantizedLinearFunction::apply(x, quantized->data, quantized->scale, static_cast<int64_t>(dt))
+            : quantized_linear(x, *quantized, dt);
     if (bias.defined()) y = y + bias.to(y.scalar_type());
   } else {
     y = at::linear(x, effective_weight(x), bias);

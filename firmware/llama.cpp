@@ -197,9 +197,7 @@ std::map<std::string, std::string> LlamaImpl::validate(const LlamaConfig& config
 }
 
 bool LlamaImpl::quantizable(const std::string& internal) {
-  static constexpr std::string_view kSuffix = "_proj.weight";
-  return internal.rfind("layers.", 0) == 0 && internal.size() > kSuffix.size() &&
-         internal.compare(internal.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+  return internal.starts_with("layers.") && internal.ends_with("_proj.weight");
 }
 
 LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const std::string& where,
@@ -212,13 +210,7 @@ LlamaImpl::LlamaImpl(const LlamaConfig& config, const WeightSet& weights, const 
     at::Tensor t = weights.tensor(by_internal.at(name));
     return t.scalar_type() == dtype_ ? t : t.to(dtype_);
   };
-  auto linear = [&](const std::string& p, bool bias) {
-    const at::Tensor b = bias ? w(p + ".bias") : at::Tensor();
-    const auto scale = by_internal.find(p + ".weight" + quantkeys::kScaleSuffix);
-    if (scale == by_internal.end()) return Linear(w(p + ".weight"), b);
-    // Quantized: data and scales stay views into the mapping.
-    return Linear(QuantizedWeight{weights.tensor(by_internal.at(p + ".weight")), weights.tensor(scale->second)}, b);
-  };
+  auto linear = [&](const std::string& p, bool bias) { return load_linear(p, bias, w, weights, by_internal); };
   embed_tokens = register_module("embed_tokens", Embedding(w("embed_tokens.weight")));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {

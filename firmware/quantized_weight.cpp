@@ -4,8 +4,6 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <thread>
-#include <vector>
 
 #include "core/error.h"
 #include "firmware/transformer_encoder.h"
@@ -40,9 +38,10 @@ int64_t QuantizedWeight::group_size() const { return ceil_div(in_features(), sca
 namespace {
 
 // W as f32 in one pass over the codes (the common case: f32 forwards and
-// training): row r, column c gets code(r, c) x scale(r, c / group). Rows are
-// split over threads for large weights; ATen's elementwise ops would take
-// three to five passes on one ATen thread (the f32 policy, core/cpu_runtime.h).
+// training): row r, column c gets code(r, c) x scale(r, c / group), where
+// ATen's elementwise ops would take three to five passes. One thread: the
+// Linear hands it ~4 MiB blocks (linear.cpp), and splitting those over
+// threads measured no faster (quantized_bench forward/lora, 2 cores).
 at::Tensor dequantize_f32(const QuantizedWeight& q) {
   const int64_t out = q.out_features(), in = q.in_features(), groups = q.scale.size(1), group = q.group_size();
   const at::Tensor data = q.data.contiguous(), scale = q.scale.to(at::kFloat).contiguous();
@@ -52,34 +51,22 @@ at::Tensor dequantize_f32(const QuantizedWeight& q) {
   const float* s = scale.data_ptr<float>();
   float* o = w.data_ptr<float>();
   const int64_t row_bytes = four ? in / 2 : in;
-  auto rows = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* dr = d + r * row_bytes;
-      float* orow = o + r * in;
-      for (int64_t g = 0; g < groups; ++g) {
-        const float sc = s[r * groups + g];
-        const int64_t c0 = g * group, c1 = std::min(in, c0 + group);
-        if (four) {
-          for (int64_t c = c0; c < c1; ++c) {
-            const int code = (c & 1) ? (dr[c >> 1] >> 4) : (dr[c >> 1] & 15);
-            orow[c] = static_cast<float>(code - 8) * sc;
-          }
-        } else {
-          const int8_t* ds = reinterpret_cast<const int8_t*>(dr);
-          for (int64_t c = c0; c < c1; ++c) orow[c] = static_cast<float>(ds[c]) * sc;
+  for (int64_t r = 0; r < out; ++r) {
+    const uint8_t* dr = d + r * row_bytes;
+    float* orow = o + r * in;
+    for (int64_t g = 0; g < groups; ++g) {
+      const float sc = s[r * groups + g];
+      const int64_t c0 = g * group, c1 = std::min(in, c0 + group);
+      if (four) {
+        for (int64_t c = c0; c < c1; ++c) {
+          const int code = (c & 1) ? (dr[c >> 1] >> 4) : (dr[c >> 1] & 15);
+          orow[c] = static_cast<float>(code - 8) * sc;
         }
+      } else {
+        const int8_t* ds = reinterpret_cast<const int8_t*>(dr);
+        for (int64_t c = c0; c < c1; ++c) orow[c] = static_cast<float>(ds[c]) * sc;
       }
     }
-  };
-  const int64_t threads = std::min<int64_t>(std::max(1u, std::thread::hardware_concurrency()), out);
-  if (out * in < (int64_t{1} << 20) || threads == 1) {
-    rows(0, out);
-  } else {
-    std::vector<std::thread> pool;
-    const int64_t per = (out + threads - 1) / threads;
-    for (int64_t t = 1; t < threads; ++t) pool.emplace_back(rows, std::min(out, t * per), std::min(out, (t + 1) * per));
-    rows(0, std::min(out, per));
-    for (auto& t : pool) t.join();
   }
   return w;
 }

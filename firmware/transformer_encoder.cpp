@@ -127,10 +127,16 @@ void add_encoder_stack_shapes(const EncoderStackSpec& s, std::map<std::string, s
 }
 
 bool encoder_layer_quantizable(const std::string& internal) {
-  auto ends = [&](std::string_view suffix) {
-    return internal.size() > suffix.size() && internal.compare(internal.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  return internal.rfind("layers.", 0) == 0 && (ends("_proj.weight") || ends(".mlp.fc1.weight") || ends(".mlp.fc2.weight"));
+  return internal.starts_with("layers.") &&
+         (internal.ends_with("_proj.weight") || internal.ends_with(".mlp.fc1.weight") || internal.ends_with(".mlp.fc2.weight"));
+}
+
+Linear load_linear(const std::string& prefix, bool bias, const std::function<at::Tensor(const std::string&)>& get,
+                   const WeightSet& weights, const std::map<std::string, std::string>& by_internal) {
+  const at::Tensor b = bias ? get(prefix + ".bias") : at::Tensor();
+  const auto scale = by_internal.find(prefix + ".weight" + quantkeys::kScaleSuffix);
+  if (scale == by_internal.end()) return Linear(get(prefix + ".weight"), b);
+  return Linear(QuantizedWeight{weights.tensor(by_internal.at(prefix + ".weight")), weights.tensor(scale->second)}, b);
 }
 
 std::vector<EncoderLayer> build_encoder_stack(const EncoderStackSpec& s,
@@ -139,13 +145,7 @@ std::vector<EncoderLayer> build_encoder_stack(const EncoderStackSpec& s,
   std::vector<EncoderLayer> out;
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    auto lin = [&](const std::string& n, bool bias) {
-      const at::Tensor b = bias ? get(p + n + ".bias") : at::Tensor();
-      const auto scale = by_internal.find(p + n + ".weight" + quantkeys::kScaleSuffix);
-      if (scale == by_internal.end()) return Linear(get(p + n + ".weight"), b);
-      // Quantized: data and scales stay views into the mapping.
-      return Linear(QuantizedWeight{weights.tensor(by_internal.at(p + n + ".weight")), weights.tensor(scale->second)}, b);
-    };
+    auto lin = [&](const std::string& n, bool bias) { return load_linear(p + n, bias, get, weights, by_internal); };
     auto ln = [&](const std::string& n) { return LayerNorm(get(p + n + ".weight"), get(p + n + ".bias"), s.eps); };
     EncoderAttention attn(lin("self_attn.q_proj", true), lin("self_attn.k_proj", s.k_bias),
                           lin("self_attn.v_proj", true), lin("self_attn.out_proj", true), s.heads);

@@ -103,6 +103,12 @@ std::vector<EncoderLayer> build_encoder_stack(const EncoderStackSpec& s,
                                               const std::function<at::Tensor(const std::string&)>& get,
                                               const WeightSet& weights, const std::map<std::string, std::string>& by_internal);
 
+// The Linear `prefix` names (internal: "layers.0.mlp.fc1"): quantized from
+// `weights`' own tensors (mmap views) when validate_weights returned scales
+// for its weight, else dense from `get` (which converts to the module's dtype).
+Linear load_linear(const std::string& prefix, bool bias, const std::function<at::Tensor(const std::string&)>& get,
+                   const WeightSet& weights, const std::map<std::string, std::string>& by_internal);
+
 // The encoder tensors that may be stored quantized: the weights of a layer's
 // attention projections and MLP (layers.*.self_attn.*_proj, layers.*.mlp.fc1/fc2).
 bool encoder_layer_quantizable(const std::string& internal);

@@ -520,6 +520,10 @@ TEST_F(BundleCli, AQuantizedFirmwareIsDerivedNeitherOkNorRetrain) {
   ASSERT_EQ(qr.code, 0) << qr.err;
   EXPECT_NE(qr.out.find("firmware_id: sha256:"), std::string::npos) << qr.out;
   ASSERT_EQ(m4({"firmware", "quantize", fw_, "--bits", "4", "--group-size", "8", "--out", q4, "--log-level", "warn"}).code, 0);
+  // A negative group size is refused, not taken for the default.
+  expect_one_line_error(m4({"firmware", "quantize", fw_, "--group-size", "-5", "--out", (tmp_ / "qneg").string()}),
+                        {"--group-size must be 0 (per channel) or >= 2, found -5"});
+  EXPECT_FALSE(fs::exists(tmp_ / "qneg"));
   CliRun inspect = m4({"firmware", "inspect", q8});
   EXPECT_NE(inspect.out.find("derived_from: an 8-bit quantization (backbone, per-channel scales) of m4-demo@1.0.0 (" +
                              Firmware::open(fw_).id() + ")"),
