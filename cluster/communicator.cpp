@@ -1,6 +1,7 @@
-// Single-process and MPI communicators, with a watchdog on collectives.
+// Single-process, MPI and NCCL communicators, with a watchdog on collectives.
 #include "cluster/communicator.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "cluster/nccl_library.h"
+#include "core/device.h"
 #include "core/error.h"
 
 #ifdef M4_WITH_MPI
@@ -110,8 +112,14 @@ class Mpi : public Communicator {
   int world() const override { return world_; }
   std::string backend() const override { return "mpi"; }
   void allreduce_sum(at::Tensor& buffer) override {
-    M4_CHECK(buffer.is_contiguous() && buffer.scalar_type() == at::kFloat && !buffer.is_cuda(), ErrorCode::kInternal,
-             "allreduce_sum takes a contiguous CPU f32 buffer");
+    M4_CHECK(buffer.is_contiguous() && buffer.scalar_type() == at::kFloat, ErrorCode::kInternal,
+             "allreduce_sum takes a contiguous f32 buffer");
+    if (!buffer.is_cpu()) {  // a CUDA run under --backend mpi: through a host copy
+      at::Tensor host = buffer.cpu();
+      allreduce_sum(host);
+      buffer.copy_(host);
+      return;
+    }
     watchdog_->begin("MPI_Allreduce");
     const int rc = MPI_Allreduce(MPI_IN_PLACE, buffer.data_ptr<float>(), static_cast<int>(buffer.numel()), MPI_FLOAT,
                                  MPI_SUM, MPI_COMM_WORLD);
@@ -129,12 +137,89 @@ class Mpi : public Communicator {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
   }
+  // rank 0's `n` bytes to every rank (NCCL's unique id).
+  void broadcast_bytes(void* data, int n) {
+    watchdog_->begin("MPI_Bcast");
+    const int rc = MPI_Bcast(data, n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    watchdog_->end();
+    if (rc != MPI_SUCCESS) abort(75, "MPI_Bcast failed (a peer rank died?)");
+  }
 
  private:
   int rank_ = 0, world_ = 1;
   std::unique_ptr<Watchdog> watchdog_;
 };
 #endif
+
+// NCCL's sum all-reduce of a CUDA f32 buffer, in place on the device; the
+// ranks, the unique id's broadcast, barriers and aborts go through MPI (one
+// process alone needs none). The reduction runs on the device's default
+// stream, the one LibTorch queues the step's kernels on, and this thread
+// polls it: an error NCCL reports (ncclCommGetAsyncError), or a reduction not
+// done within the collective timeout (a peer died or hangs), aborts the
+// communicator (ncclCommAbort, which ends its kernels) and then the job.
+class Nccl : public Communicator {
+ public:
+  Nccl(const CommunicatorOptions& o, std::shared_ptr<NcclLibrary> lib, c10::Device device, std::unique_ptr<Communicator> ranks)
+      : lib_(std::move(lib)), device_(device), ranks_(std::move(ranks)), timeout_(o.collective_timeout) {
+    nccl::UniqueId id{};
+    if (ranks_->rank() == 0) check(lib_->get_unique_id(&id), "ncclGetUniqueId");
+#ifdef M4_WITH_MPI
+    if (auto* mpi = dynamic_cast<Mpi*>(ranks_.get())) mpi->broadcast_bytes(&id, static_cast<int>(sizeof id));
+#endif
+    check(lib_->comm_init_rank(&comm_, ranks_->world(), id, ranks_->rank()), "ncclCommInitRank");
+    if (ranks_->rank() == 0)
+      spdlog::info("nccl: {} from {}, {} ranks, rank 0 on {}", lib_->version(), lib_->path(), ranks_->world(), device_.str());
+  }
+  ~Nccl() override {
+    if (comm_ != nullptr) lib_->comm_destroy(comm_);
+  }
+  int rank() const override { return ranks_->rank(); }
+  int world() const override { return ranks_->world(); }
+  std::string backend() const override { return "nccl"; }
+  void allreduce_sum(at::Tensor& buffer) override {
+    M4_CHECK(buffer.is_contiguous() && buffer.scalar_type() == at::kFloat && buffer.device() == device_,
+             ErrorCode::kInternal, "nccl allreduce_sum takes a contiguous f32 buffer on ", device_.str(), ", not ",
+             buffer.device().str());
+    const c10::impl::DeviceGuardImplInterface* cuda = c10::impl::getDeviceGuardImpl(c10::kCUDA);
+    const c10::Stream stream = cuda->getStream(device_);
+    M4_CHECK(stream == cuda->getDefaultStream(device_), ErrorCode::kInternal,
+             "nccl allreduce_sum runs on the default stream, and the current one is another");
+    check(lib_->all_reduce(buffer.data_ptr(), buffer.data_ptr(), static_cast<size_t>(buffer.numel()), nccl::kFloat32,
+                           nccl::kSum, comm_, /*the legacy default stream=*/nullptr),
+          "ncclAllReduce");
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    while (!cuda->queryStream(stream)) {
+      nccl::Result async = 0;
+      lib_->comm_get_async_error(comm_, &async);
+      if (async != 0) fail("ncclAllReduce failed: " + lib_->error_string(async) + " (a peer rank died?)");
+      if (std::chrono::steady_clock::now() >= deadline)
+        fail("ncclAllReduce did not finish within " + std::to_string(timeout_.count()) + " s (a peer rank died or hangs)");
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  void barrier() override { ranks_->barrier(); }
+  [[noreturn]] void abort(int code, const std::string& why) override {
+    if (comm_ != nullptr) lib_->comm_abort(comm_);
+    comm_ = nullptr;
+    ranks_->abort(code, why);
+  }
+
+ private:
+  void check(nccl::Result r, const char* what) {
+    M4_CHECK(r == 0, ErrorCode::kIo, what, " failed: ", lib_->error_string(r), " (NCCL ", lib_->version(), ", ",
+             lib_->path(), ")");
+  }
+  [[noreturn]] void fail(const std::string& why) {
+    spdlog::error("rank {}: {}; aborting the job", rank(), why);
+    abort(75, why);
+  }
+  std::shared_ptr<NcclLibrary> lib_;
+  c10::Device device_;
+  std::unique_ptr<Communicator> ranks_;
+  std::chrono::seconds timeout_;
+  nccl::Comm comm_ = nullptr;
+};
 
 }  // namespace
 
@@ -178,9 +263,13 @@ std::string resolve_backend(const CommunicatorOptions& o) {
     M4_CHECK(at::hasCUDA(), ErrorCode::kInvalidArgument,
              "--backend nccl: this m4forge's LibTorch has no CUDA, so it trains on the CPU, where NCCL has nothing to "
              "reduce; use --backend ", launched ? "mpi" : "single", " (or auto)");
-    const auto nccl = NcclLibrary::open();  // a missing NCCL names what to install
-    M4_FAIL(ErrorCode::kInvalidArgument, "--backend nccl: NCCL ", nccl->version(), " loads from ", nccl->path(),
-            ", but m4forge does not yet train on CUDA devices (device-generic training is not built); use --backend mpi");
+    NcclLibrary::open();  // a missing NCCL names what to install
+    M4_CHECK(cuda_device_count() > 0, ErrorCode::kInvalidArgument,
+             "--backend nccl: this machine shows no CUDA GPU (check nvidia-smi and CUDA_VISIBLE_DEVICES)");
+    M4_CHECK(!launched || mpi_available(), ErrorCode::kInvalidArgument,
+             "--backend nccl: started under mpirun/srun, but this m4forge was built without MPI, which NCCL's ranks "
+             "find each other through (install libopenmpi-dev and rebuild)");
+    return "nccl";
   }
   if (o.backend == "single") {
     M4_CHECK(!launched || launched_world() == 1, ErrorCode::kInvalidArgument, "--backend single: this process is one of ",
@@ -202,7 +291,17 @@ std::string resolve_backend(const CommunicatorOptions& o) {
 }
 
 std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options) {
-  if (resolve_backend(options) == "single") return std::make_unique<SingleProcess>();
+  const std::string backend = resolve_backend(options);
+  if (backend == "single") return std::make_unique<SingleProcess>();
+  if (backend == "nccl") {
+    // Each rank's GPU is current before NCCL binds its communicator to it.
+    const c10::Device device = choose_device("cuda", "--backend nccl");
+    std::unique_ptr<Communicator> ranks = std::make_unique<SingleProcess>();
+#ifdef M4_WITH_MPI
+    if (launched_by_mpi()) ranks = std::make_unique<Mpi>(options);
+#endif
+    return std::make_unique<Nccl>(options, NcclLibrary::open(), device, std::move(ranks));
+  }
 #ifdef M4_WITH_MPI
   return std::make_unique<Mpi>(options);
 #else

@@ -20,8 +20,9 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world() const = 0;
-  virtual std::string backend() const = 0;  // "single", "mpi"
-  // In-place sum over ranks of a contiguous CPU f32 tensor.
+  virtual std::string backend() const = 0;  // "single", "mpi", "nccl"
+  // In-place sum over ranks of a contiguous f32 tensor: on the CPU or (mpi,
+  // through a host copy) a GPU; nccl: on this rank's GPU.
   virtual void allreduce_sum(at::Tensor& buffer) = 0;
   virtual void barrier() = 0;
   // Ends every rank of the job with `code` (MPI_Abort under MPI).
@@ -39,15 +40,16 @@ struct CommunicatorOptions {
 // The backends `--backend` names, in order.
 const std::vector<std::string>& communicator_backends();
 
-// The backend `options.backend` resolves to here ("single" or "mpi"), or
-// m4::Error(kInvalidArgument) saying why it cannot run: an unknown name,
-// single under a multi-rank launch, mpi without a launch or an MPI build,
-// nccl without CUDA.
+// The backend `options.backend` resolves to here ("single", "mpi" or
+// "nccl"), or m4::Error(kInvalidArgument) saying why it cannot run: an
+// unknown name, single under a multi-rank launch, mpi without a launch or an
+// MPI build, nccl without CUDA, a GPU or NCCL itself (cluster/nccl_library.h).
 std::string resolve_backend(const CommunicatorOptions& options);
 
 // The resolved backend's communicator: MPI when launched under mpirun/srun
 // (OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK in the environment) and built
-// with MPI; else a single process.
+// with MPI; else a single process. nccl: this rank's GPU (local rank % GPUs)
+// made current, NCCL's unique id broadcast over MPI, the watchdog polling.
 std::unique_ptr<Communicator> make_communicator(const CommunicatorOptions& options = {});
 
 // A group of one (this process alone), e.g. for a task a rank trains by itself.

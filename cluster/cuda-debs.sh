@@ -10,7 +10,8 @@
 set -euo pipefail
 OUT=${1:-cuda-debs}
 # What m4forge compiles and links against, beyond LibTorch (scripts/setup-debian.sh
-# minus the toolchain, LibTorch, BLAS, the browser and the datasets).
+# minus the toolchain, LibTorch, BLAS, the browser and the datasets), and pkg-config
+# and ninja, which a GPU machine may lack (build-cuda.sh uses its own first).
 PACKAGES=(
   libspdlog-dev libfmt-dev libcxxopts-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libssl-dev
@@ -19,6 +20,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libsodium-dev minisign
   libcpp-httplib-dev
+  pkgconf ninja-build
 )
 # Never unpacked into a prefix: the GPU machine's own C runtime and toolchain must stay in charge.
 EXCLUDE='^(libc6|libc6-dev|libc-dev-bin|libgcc-s1|libstdc\+\+6|libstdc\+\+-12-dev|gcc-12-base|linux-libc-dev|libcrypt1|libcrypt-dev|libnsl2|libnsl-dev|libtirpc3|libtirpc-dev|libtirpc-common|debconf|dpkg|perl-base|tar|base-files|libgomp1|libquadmath0|libgfortran5|libblas3|libopenblas0|libopenblas0-pthread|liblapack3|libtorch.*|python3.*|gcc.*|g\+\+.*|cpp.*|gfortran.*|libgfortran.*|libgcc-[0-9]+-dev|lib(a|t|ub|l|hwa)san[0-9]+|libitm1|libatomic1|libcc1-0|libisl23|libmpc3|libmpfr6|binutils.*|libbinutils|libctf.*|libgprofng0|libjansson4)$'

@@ -14,6 +14,25 @@ target_link_libraries(m4_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(m4_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 separate_arguments(_m4_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(m4_torch INTERFACE ${_m4_torch_flags})
+# M4FORGE_CUDA (AUTO, ON, OFF): whether the CUDA-only code (core/device.cpp's
+# allocator statistics) is built. AUTO: when this LibTorch has CUDA (a PyTorch
+# wheel's, through cluster/build-cuda.sh); Debian's has none. Everything else
+# is device-generic and built the same either way.
+set(M4FORGE_CUDA AUTO CACHE STRING "Build the CUDA-only parts: AUTO, ON or OFF")
+if(TORCH_CUDA_LIBRARIES OR TARGET c10_cuda)
+  set(M4_TORCH_HAS_CUDA ON)
+else()
+  set(M4_TORCH_HAS_CUDA OFF)
+endif()
+if(M4FORGE_CUDA STREQUAL "ON" AND NOT M4_TORCH_HAS_CUDA)
+  message(FATAL_ERROR "M4FORGE_CUDA=ON, but the LibTorch found (${Torch_DIR}) has no CUDA")
+endif()
+if(M4_TORCH_HAS_CUDA AND NOT M4FORGE_CUDA STREQUAL "OFF")
+  set(M4_WITH_CUDA ON)
+else()
+  set(M4_WITH_CUDA OFF)
+endif()
+message(STATUS "m4forge: CUDA code ${M4_WITH_CUDA} (LibTorch ${Torch_DIR}, CUDA: ${M4_TORCH_HAS_CUDA})")
 add_library(m4::torch ALIAS m4_torch)
 
 find_library(M4_SENTENCEPIECE_TRAIN sentencepiece_train REQUIRED)

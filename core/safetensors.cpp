@@ -308,13 +308,15 @@ void serialize_safetensors(const std::string& where, const NamedTensors& tensors
              ": tensor '", name, "' given twice");
     M4_CHECK(valid_utf8(name, &bad_at), ErrorCode::kInvalidArgument, path.string(),
              ": tensor name is not valid UTF-8 (byte ", bad_at, ")");
-    M4_CHECK(t.defined() && t.device().is_cpu(), ErrorCode::kInvalidArgument, path.string(),
-             ": tensor '", name, "' must be a defined CPU tensor");
+    M4_CHECK(t.defined() && (t.device().is_cpu() || t.device().is_cuda()), ErrorCode::kInvalidArgument, path.string(),
+             ": tensor '", name, "' must be a defined CPU or CUDA tensor");
     M4_CHECK(!at::isComplexType(t.scalar_type()) && t.scalar_type() != at::kQInt8, ErrorCode::kInvalidArgument,
              path.string(), ": tensor '", name, "' has dtype ", c10::toString(t.scalar_type()),
              ", which cannot be stored in safetensors");
-    // Lazy negation/conjugation bits are not applied by contiguous(): resolve them.
-    at::Tensor c = t.resolve_conj().resolve_neg().contiguous();
+    // Lazy negation/conjugation bits are not applied by contiguous(): resolve
+    // them. A device tensor is written from its CPU copy, so a file is the
+    // same bytes whichever device trained it.
+    at::Tensor c = t.resolve_conj().resolve_neg().to(at::kCPU).contiguous();
     uint64_t nbytes = static_cast<uint64_t>(c.numel()) * c.element_size();
     header[name] = {{"dtype", dtype_name(from_scalar_type(c.scalar_type()))},
                     {"shape", c.sizes().vec()},

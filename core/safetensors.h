@@ -82,8 +82,9 @@ class SafetensorsFile {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
-// Writes `tensors` (CPU; any layout, written contiguous) in the given order,
-// atomically: temp file, fsync, rename. Names must be unique.
+// Writes `tensors` (CPU, or CUDA: copied to the CPU first; any layout, written
+// contiguous) in the given order, atomically: temp file, fsync, rename. Names
+// must be unique.
 void write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 // The same bytes in memory (an entry of an archive); `where` names them in errors.

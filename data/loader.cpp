@@ -79,7 +79,8 @@ struct Loader::Impl {
       if (reader->layout(f).type == ElemType::kString) {
         b.texts[f] = reader->read_text(f, b.indices);
       } else {
-        b.tensors[f] = reader->read(f, b.indices);
+        at::Tensor t = reader->read(f, b.indices);
+        b.tensors[f] = o.pin_memory ? t.pin_memory() : t;
       }
     }
     it.batch = std::move(b);
@@ -108,6 +109,14 @@ struct Loader::Impl {
     }
   }
 };
+
+Batch to_device(const Batch& batch, c10::Device device) {
+  Batch out = batch;
+  for (auto& [name, t] : out.tensors) {
+    if (t.device() != device) t = t.to(device, /*non_blocking=*/t.is_pinned());
+  }
+  return out;
+}
 
 Loader::Loader(std::shared_ptr<const DatasetReader> reader, LoaderOptions o, LoaderState start)
     : impl_(std::make_unique<Impl>()) {

@@ -29,6 +29,9 @@ struct LoaderOptions {
   int64_t prefetch = 0;    // batches read ahead on a background thread; 0 = read inside next()
   std::vector<std::string> fields;  // datasets to read; empty = all of them
   FewShotOptions few_shot;
+  // Tensors in page-locked memory (read ahead: on the prefetch thread), so a
+  // CUDA run copies them to the device asynchronously. Needs a CUDA LibTorch.
+  bool pin_memory = false;
 };
 
 // Where a loader stands: the next batch is global batch `index` of `epoch`.
@@ -47,6 +50,10 @@ struct Batch {
   std::map<std::string, std::vector<std::string>> texts;  // text, target_text
   int64_t size() const { return static_cast<int64_t>(indices.size()); }
 };
+
+// The batch's tensors on `device` (texts stay on the host); the same batch
+// when they are there already. Pinned tensors copy asynchronously.
+Batch to_device(const Batch& batch, c10::Device device);
 
 class Loader {
  public:

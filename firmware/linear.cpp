@@ -1,11 +1,12 @@
 // Frozen Linear layer, dense or quantized.
 #include "firmware/linear.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <vector>
+
+#include "core/autocast.h"
 
 namespace m4 {
 
@@ -22,8 +23,8 @@ LinearImpl::LinearImpl(QuantizedWeight q, at::Tensor b) {
 }
 
 bool autocast_bf16(const at::Tensor& x) {
-  if (x.is_cuda()) return at::autocast::is_enabled() && at::autocast::get_autocast_gpu_dtype() == at::kBFloat16;
-  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+  const c10::DeviceType type = x.is_cuda() ? c10::kCUDA : c10::kCPU;
+  return autocast_enabled(type) && autocast_dtype(type) == at::kBFloat16;
 }
 
 namespace {

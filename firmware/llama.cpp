@@ -76,7 +76,11 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   if (x.is_cuda()) {
     at::Tensor kk = rep == 1 ? k : k.repeat_interleave(rep, 1);
     at::Tensor vv = rep == 1 ? v : v.repeat_interleave(rep, 1);
-    out = at::scaled_dot_product_attention(q, kk, vv, mask);  // (B, H, T, D)
+    // (B, H, T, D). Without a mask the attention is causal alone (forward_embeds
+    // leaves it out then), which lets LibTorch take its flash kernel; a mask is
+    // given in the query's dtype, as SDPA requires under autocast.
+    out = mask.defined() ? at::scaled_dot_product_attention(q, kk, vv, mask.to(q.scalar_type()))
+                         : at::scaled_dot_product_attention(q, kk, vv, {}, 0.0, /*is_causal=*/true);
   }
 #endif
   if (!out.defined()) {
@@ -315,6 +319,11 @@ LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at:
   }
   at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(dev))
                         .masked_fill(allowed.logical_not(), mask_fill_value(dtype_));
+#if TORCH_VERSION_MAJOR >= 2
+  // Causal alone (no padding, prefix, soft prompt or cache): CUDA attention
+  // runs SDPA with is_causal instead (LlamaAttentionImpl::forward).
+  if (dev.is_cuda() && !attention_mask.defined() && prefix_tokens == 0 && prompt == 0 && past == 0) mask = at::Tensor();
+#endif
 
   LlamaOutput out;
   for (size_t i = 0; i < layer_list_.size(); ++i) {

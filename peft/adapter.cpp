@@ -143,6 +143,17 @@ int64_t Adapter::total_count() const {
 void Adapter::train(bool on) {
   for (auto& [c, a] : parts_) a->train(on);
 }
+void Adapter::to(c10::Device device) {
+  at::NoGradGuard ng;
+  for (auto& [c, a] : parts_) {
+    if (auto* m = a->module()) m->to(device);
+    // In place (set_data): the attachment's own handles, and the hooks that
+    // read them, see the moved tensors.
+    for (auto& p : a->parameters()) {
+      if (p.tensor.device() != device) p.tensor.set_data(p.tensor.to(device));
+    }
+  }
+}
 void Adapter::merge() {
   for (auto& [c, a] : parts_) a->merge();
 }

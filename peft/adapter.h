@@ -52,6 +52,9 @@ class Adapter {
 
   void train(bool on = true);
   void eval() { train(false); }
+  // Moves the trainable tensors (and projector/head modules) to `device`, in
+  // place; the firmware modules it is attached to are the caller's to move.
+  void to(c10::Device device);
   void merge();
   void unmerge();
   void detach();  // removes every hook; the firmware modules compute as before

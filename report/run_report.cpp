@@ -194,6 +194,7 @@ std::string summary_table(const RunRecord& r, const fs::path& run_dir) {
   row(&o, "datasets", data.empty() ? "none recorded" : data);
   row(&o, "seed", std::to_string(r.seed));
   row(&o, "world size", std::to_string(r.world) + " (" + h(r.backend) + ")");
+  if (!r.device.empty()) row(&o, "device", h(r.device));
   row(&o, "precision", h(r.precision));
   row(&o, "steps", grouped(r.steps) + ", last loss " + fixed(r.last_loss, 4));
   row(&o, "started", h(utc_time(r.started)));

@@ -102,6 +102,7 @@ json comparable_config(json c) {
     if (c.contains("train") && c["train"].is_object()) {
       c["train"].erase("steps");       // extending a run is continuing it
       c["train"].erase("eval_every");  // when to evaluate does not change the trajectory
+      c["train"].erase("device");      // a preempted run may resume on another device (checkpoints are CPU tensors)
     }
     // Data are compared by their bytes (datasets), not by where they lie.
     c.erase("data");
@@ -131,6 +132,7 @@ json RunRecord::to_json() const {
       {k::kTraining,
        {{k::kWorld, world},
         {k::kBackend, backend},
+        {k::kDevice, device},
         {k::kSeed, seed},
         {k::kPrecision, precision},
         {k::kSteps, steps},
@@ -183,6 +185,7 @@ RunRecord RunRecord::from_json(const json& j, const std::string& where) {
   Fields t = f.sub(k::kTraining);
   r.world = static_cast<int>(t.integer(k::kWorld));
   r.backend = t.str(k::kBackend);
+  r.device = t.str(k::kDevice, /*required=*/false);
   r.seed = t.integer(k::kSeed);
   r.precision = t.str(k::kPrecision);
   r.steps = t.integer(k::kSteps);

@@ -55,6 +55,7 @@ inline constexpr const char* kDatasetSha256 = "sha256";
 inline constexpr const char* kTraining = "training";
 inline constexpr const char* kWorld = "world";
 inline constexpr const char* kBackend = "backend";
+inline constexpr const char* kDevice = "device";  // where the steps ran ("cpu", "cuda:0"); absent from older records
 inline constexpr const char* kSeed = "seed";
 inline constexpr const char* kPrecision = "precision";
 inline constexpr const char* kSteps = "steps";
@@ -90,6 +91,7 @@ struct RunRecord {
   std::map<std::string, RunDataset> datasets;  // split (train, test) -> file and digest
   int world = 1;
   std::string backend;
+  std::string device;  // the last (re)start's, not compared by --resume
   int64_t seed = 0;
   std::string precision;
   std::string m4forge_version, m4forge_revision;

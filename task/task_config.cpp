@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/json_file.h"
 #include "core/yaml_json.h"
@@ -83,6 +84,7 @@ const std::vector<Field>& schema() {
       {"train.eval_every", Type::kInt, false, 50},
       {"train.seed", Type::kInt, false, 0},
       {"train.precision", Type::kString, false, "f32"},
+      {"train.device", Type::kString, false, "auto"},
   };
   return kFields;
 }
@@ -524,6 +526,7 @@ class Checker {
     c.train.eval_every = static_cast<int64_t>(num("train.eval_every"));
     c.train.seed = static_cast<int64_t>(num("train.seed"));
     c.train.precision = str("train.precision");
+    c.train.device = str("train.device");
     range("train.batch_size", c.train.batch_size >= 1, ">= 1");
     range("train.grad_accum", c.train.grad_accum >= 1, ">= 1");
     range("train.steps", c.train.steps >= 1, ">= 1");
@@ -536,6 +539,9 @@ class Checker {
     }
     if (lookup(j, "train.precision") && c.train.precision != "f32" && c.train.precision != "bf16") {
       problems.push_back("train.precision: unknown '" + c.train.precision + "' (known: f32, bf16)");
+    }
+    if (const auto& d = device_names(); std::find(d.begin(), d.end(), c.train.device) == d.end()) {
+      problems.push_back("train.device: unknown '" + c.train.device + "' (known: auto, cpu, cuda)");
     }
   }
 

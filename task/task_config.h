@@ -34,6 +34,7 @@ struct TaskTrain {
   int64_t batch_size = 16, grad_accum = 1, steps = 200, eval_every = 50;  // eval_every 0 = only at the end
   int64_t seed = 0;
   std::string precision = "f32";  // f32 | bf16
+  std::string device = "auto";    // auto | cpu | cuda (core/device.h); not part of the run's identity
 };
 
 struct TaskConfig {

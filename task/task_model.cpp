@@ -50,6 +50,7 @@ struct TaskModel::Impl {
   std::shared_ptr<const ClipTokenizer> clip_tok;
   at::Tensor frozen_label_embeds;  // Path-2 with a frozen txt_enc: computed once
   int64_t max_new_tokens = 48;
+  c10::Device device{c10::kCPU};  // where the modules, the adapter and every batch are (TaskModel::to)
 
   Impl(const Firmware& f, const TaskConfig& t, PromptTemplate p, std::vector<std::string> dataset_labels, ModuleCache* cache)
       : fw(f), task(t), prompt(std::move(p)) {
@@ -116,7 +117,7 @@ struct TaskModel::Impl {
     ClipBatch cb = clip_tok->encode_batch(texts, txt->config().max_position_embeddings, false);
     std::optional<at::NoGradGuard> ng;
     if (!text_encoder_trained()) ng.emplace();
-    return txt->forward(cb.input_ids, cb.attention_mask).embeds;
+    return txt->forward(cb.input_ids.to(device), cb.attention_mask.to(device)).embeds;
   }
   bool text_encoder_trained() const { return task.trainable.count("txt_enc") && task.trainable.at("txt_enc") != "frozen"; }
 
@@ -202,7 +203,8 @@ struct TaskModel::Impl {
       s.mask[i].narrow(0, off, n).fill_(1);
       s.labels[i].narrow(0, off, n).copy_(at::tensor(labs[i], at::kLong));
     }
-    return s;
+    if (device.is_cpu()) return s;
+    return {s.ids.to(device), s.mask.to(device), s.labels.to(device)};
   }
 
   // Path-1: projected encoder tokens (B, N, hidden) that go before the text.
@@ -246,7 +248,7 @@ struct TaskModel::Impl {
     if (retrieval()) {
       // Symmetric InfoNCE over the batch (CLIP's loss): row i's text and input match.
       at::Tensor logits = cosine_logits(query_embeddings(b), input_embedding(b), kCosineScale);
-      const at::Tensor target = at::arange(b.size(), at::kLong);
+      const at::Tensor target = at::arange(b.size(), at::TensorOptions(at::kLong).device(device));
       return (at::cross_entropy_loss(logits, target) + at::cross_entropy_loss(logits.t(), target)) / 2.0;
     }
     if (task.path == 2) {
@@ -268,7 +270,7 @@ struct TaskModel::Impl {
   at::Tensor causal_lm_loss(const LlamaOutput& out, at::Tensor labels) {
     const at::Tensor& h = out.hidden_states.back();  // (B, T', hidden), after the final norm
     const int64_t B = h.size(0), T = h.size(1), extra = T - labels.size(1);
-    if (extra > 0) labels = at::cat({at::full({B, extra}, kIgnore, at::kLong), labels}, 1);
+    if (extra > 0) labels = at::cat({at::full({B, extra}, kIgnore, labels.options()), labels}, 1);
     const at::Tensor next = labels.narrow(1, 1, T - 1).reshape({-1});  // position t predicts token t + 1
     const at::Tensor rows = next.ne(kIgnore).nonzero().squeeze(1);
     M4_CHECK(rows.numel() > 0, ErrorCode::kMismatch, "task ", task.task,
@@ -315,7 +317,8 @@ struct TaskModel::Impl {
   }
 
   // One prediction per row of (B, L) label logits.
-  std::vector<Prediction> classify(const at::Tensor& logits) const {
+  std::vector<Prediction> classify(const at::Tensor& device_logits) const {
+    const at::Tensor logits = device_logits.cpu();
     std::vector<Prediction> out(static_cast<size_t>(logits.size(0)));
     for (int64_t i = 0; i < logits.size(0); ++i) {
       auto& p = out[static_cast<size_t>(i)];
@@ -339,7 +342,7 @@ struct TaskModel::Impl {
     o.max_new_tokens = max_new_tokens;
     if (tok->eos_id() >= 0) o.stop_ids = {tok->eos_id()};
     o.pad_id = pad();
-    at::Tensor gen = generate(*backbone, s.ids, s.mask, o, pre);
+    const at::Tensor gen = generate(*backbone, s.ids, s.mask, o, pre).cpu();
     for (int64_t i = 0; i < b.size(); ++i) {
       std::vector<int64_t> ids;
       for (int64_t j = 0; j < gen.size(1); ++j) {
@@ -396,8 +399,21 @@ void check_dataset_fields(const TaskModel& model, const data::DatasetReader& spl
 
 at::Tensor TaskModel::loss(const Batch& batch) {
   impl_->adapter->train(true);
-  return impl_->loss(batch);
+  return impl_->loss(to_device(batch, impl_->device));
 }
+
+void TaskModel::to(c10::Device device) {
+  Impl& m = *impl_;
+  if (device == m.device) return;
+  // Module::to replaces each parameter's data in place, so every handle to it
+  // (the adapter's, an optimizer's made later) sees the moved tensor.
+  for (auto& [name, module] : m.modules) module->to(device);
+  m.adapter->to(device);
+  m.frozen_label_embeds = at::Tensor();
+  m.device = device;
+}
+
+c10::Device TaskModel::device() const { return impl_->device; }
 
 bool TaskModel::retrieval() const { return impl_->retrieval(); }
 
@@ -405,7 +421,8 @@ std::pair<at::Tensor, at::Tensor> TaskModel::retrieval_embeddings(const Batch& b
   at::NoGradGuard ng;
   impl_->adapter->eval();
   M4_CHECK(impl_->retrieval(), ErrorCode::kInternal, "task ", impl_->task.task, " is not retrieval");
-  return {impl_->query_embeddings(batch), impl_->input_embedding(batch)};
+  const Batch b = to_device(batch, impl_->device);
+  return {impl_->query_embeddings(b), impl_->input_embedding(b)};
 }
 
 Batch TaskModel::probe_inputs(int64_t n, uint64_t seed) const {
@@ -451,7 +468,7 @@ Batch TaskModel::probe_inputs(int64_t n, uint64_t seed) const {
 at::Tensor TaskModel::probe(const Batch& batch) {
   at::NoGradGuard ng;
   impl_->adapter->eval();
-  return impl_->probe(batch).to(at::kFloat).contiguous();
+  return impl_->probe(to_device(batch, impl_->device)).to(at::kFloat).cpu().contiguous();
 }
 
 std::string TaskModel::probe_output() const {
@@ -471,7 +488,7 @@ int64_t TaskModel::keep_bf16_weights() {
 std::vector<Prediction> TaskModel::predict(const Batch& batch) {
   at::NoGradGuard ng;
   impl_->adapter->eval();
-  return impl_->predict(batch);
+  return impl_->predict(to_device(batch, impl_->device));
 }
 
 }  // namespace m4

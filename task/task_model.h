@@ -55,6 +55,13 @@ class TaskModel {
   // bf16 copies once (firmware/linear.h), used under bf16 autocast only.
   // Returns the bytes the copies take.
   int64_t keep_bf16_weights();
+  // Moves the model's modules and its adapter to `device` (train.device):
+  // call before an optimizer takes the adapter's tensors, and before
+  // keep_bf16_weights. Batches given to loss/predict/probe are moved to it
+  // there; probe's output and predictions come back on the CPU. Modules from
+  // a shared ModuleCache move for every model that uses them.
+  void to(c10::Device device);
+  c10::Device device() const;
 
   // Path-2 retrieval (a template without labels): row i's text (the [E]
   // segments) is a query whose right item is row i's input. Training uses the

@@ -18,6 +18,7 @@
 #include "core/autocast.h"
 #include "core/build_info.h"
 #include "core/cpu_runtime.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "data/dataset_reader.h"
 #include "data/loader.h"
@@ -65,7 +66,7 @@ bool reduce_gradients(const std::vector<at::Tensor>& params, Communicator& comm,
   for (const auto& p : params) {
     flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : at::zeros({p.numel()}, p.options()));
   }
-  flat.push_back(at::full({1}, stop ? 1.0f : 0.0f));
+  flat.push_back(at::full({1}, stop ? 1.0f : 0.0f, params.front().options()));
   at::Tensor bucket = at::cat(flat).contiguous();
   comm.allreduce_sum(bucket);
   const float any_stop = bucket[bucket.numel() - 1].item<float>();
@@ -122,6 +123,7 @@ RunRecord start_record(const Firmware& fw, const TaskConfig& task, const PromptT
   r.backend = comm.backend();
   r.seed = task.train.seed;
   r.precision = task.train.precision;
+  r.device = model.device().str();
   r.m4forge_version = m4forge_version();
   r.m4forge_revision = m4forge_revision();
   r.started = static_cast<int64_t>(std::time(nullptr));
@@ -163,6 +165,11 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
            ": train.batch_size ", task.train.batch_size, " must be a multiple of world (", world, ") x grad_accum (", accum,
            ")");
   const int64_t per_rank = task.train.batch_size / (world * accum);
+  // The device (train.device), chosen before anything is read or written.
+  const c10::Device device = choose_device(task.train.device, task.source.string() + ": train.device");
+  M4_CHECK(comm.backend() != "nccl" || device.is_cuda(), ErrorCode::kInvalidArgument, task.source.string(),
+           ": train.device is ", task.train.device, ", but --backend nccl reduces CUDA tensors (use train.device=cuda or "
+           "auto, or --backend mpi)");
   install_stop_handlers();
   // One process holds the run directory for the whole run (rank 0 writes it):
   // a second `train` into it fails here, before it reads or writes anything.
@@ -183,6 +190,10 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   TaskModel model(fw, task, prompt.value_or(PromptTemplate{}), label_names, init_from, opt.modules);
   check_dataset_fields(model, *train_data, /*training=*/true);
   if (test_data) check_dataset_fields(model, *test_data, /*training=*/false);
+  // The frozen modules and the adapter move to the device once, before the
+  // optimizer takes the adapter's tensors; checkpoints and the adapter file
+  // are written from CPU copies (write_safetensors).
+  model.to(device);
   // The thread policy of the kernels the steps run in (core/cpu_runtime.h);
   // evaluations run in f32 and switch to its policy while they run.
   const bool bf16 = task.train.precision == "bf16";
@@ -222,6 +233,7 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
   lo.world = world;
   lo.seed = static_cast<uint64_t>(task.train.seed);
   lo.prefetch = 2;
+  lo.pin_memory = device.is_cuda();  // pinned on the prefetch thread, copied asynchronously in TaskModel::loss
   data::Loader loader(train_data, lo, state.loader);
 
   if (lead) {
@@ -229,9 +241,9 @@ TrainSummary train_task(const Firmware& fw, const TaskConfig& task, const TrainO
     write_run_record(opt.run_dir, record);
     // Rows logged after the checkpoint are logged again by this run.
     truncate_metrics(opt.run_dir / runkeys::kMetricsFile, state.step);
-    spdlog::info("task {} on {}: {} ranks ({}), global batch {} = {} x {} x {}; trainable params: {} || all params: {} "
+    spdlog::info("task {} on {}: {} ranks ({}) on {}, global batch {} = {} x {} x {}; trainable params: {} || all params: {} "
                  "|| trainable%: {:.4f}",
-                 task.task, fw.label(), world, comm.backend(), task.train.batch_size, per_rank, world, accum,
+                 task.task, fw.label(), world, comm.backend(), describe_device(device), task.train.batch_size, per_rank, world, accum,
                  adapter.trainable_count(), adapter.total_count(),
                  100.0 * static_cast<double>(adapter.trainable_count()) / static_cast<double>(adapter.total_count()));
   }

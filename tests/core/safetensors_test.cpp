@@ -475,7 +475,10 @@ TEST_F(SafetensorsWriter, RejectsUndefinedAndUnsupportedTensors) {
   const fs::path path = dir_ / "bad.safetensors";
   EXPECT_TRUE(throws_m4([&] { m4::write_safetensors(path, {{"u", at::Tensor()}}); },
                         ErrorCode::kInvalidArgument,
-                        {path.string(), "tensor 'u' must be a defined CPU tensor"}));
+                        {path.string(), "tensor 'u' must be a defined CPU or CUDA tensor"}));
+  // A tensor with no bytes to copy (the meta device) is refused the same way.
+  EXPECT_TRUE(throws_m4([&] { m4::write_safetensors(path, {{"m", at::empty({2}, at::kMeta)}}); },
+                        ErrorCode::kInvalidArgument, {path.string(), "tensor 'm' must be a defined CPU or CUDA tensor"}));
   // The message for an unsupported dtype does not name the file or tensor
   // (see from_scalar_type); only its code and problem are checked here.
   EXPECT_TRUE(throws_m4(

@@ -86,3 +86,13 @@ inline void write_peft_train_rows(const std::filesystem::path& file) {
 }
 
 }  // namespace m4::test
+
+namespace m4 {
+// HF PEFT's 20-step LoRA trajectory through the trainer on a device
+// (hf_trajectory_test.cpp): max |diff| of the losses and of the final adapter.
+struct TrajectoryDiff {
+  double losses = 0, adapter = 0;
+  std::string device;  // as run.json records it
+};
+TrajectoryDiff peft_trajectory_diff(const std::string& device);
+}  // namespace m4
