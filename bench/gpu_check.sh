@@ -72,9 +72,14 @@ info() {
 
 # Only three targets fit the budget: the CLI, the test binary that holds
 # tests/train/cuda_test.cpp (gtest suite Cuda, beside hf_trajectory_test.cpp)
-# and the bench, named to cluster/build-cuda.sh through TARGETS.
+# and the bench. cluster/build-cuda.sh takes them as TARGETS="a b" in the
+# environment (its convention: DEBS_DIR [BUILD_DIR] [-- CMAKE_ARGS...]; without
+# TARGETS it builds everything). JOBS reaches its `cmake --build -j`;
+# CMAKE_BUILD_PARALLEL_LEVEL and MAKEFLAGS cover a build tool started otherwise.
 build() {
-  TARGETS="m4forge m4_train_tests gpu_lora_bench" JOBS=$JOBS bash cluster/build-cuda.sh "$DEBS/" "$BUILD"
+  export JOBS  # build-cuda.sh reads it
+  TARGETS="m4forge m4_train_tests gpu_lora_bench" CMAKE_BUILD_PARALLEL_LEVEL=$JOBS MAKEFLAGS="-j$JOBS" \
+    bash cluster/build-cuda.sh "$DEBS/" "$BUILD"
 }
 
 # M4FORGE_REQUIRE_CUDA=1: the Cuda tests fail instead of skipping without a GPU.
