@@ -317,13 +317,17 @@ LlamaOutput LlamaImpl::forward_embeds(const at::Tensor& inputs_embeds, const at:
   if (prefix_tokens > 0) {
     allowed = at::cat({at::ones({allowed.size(0), 1, T, prefix_tokens}, allowed.options()), allowed.expand({allowed.size(0), 1, T, S})}, 3);
   }
-  at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(dev))
-                        .masked_fill(allowed.logical_not(), mask_fill_value(dtype_));
+  // Causal alone (no padding, prefix, soft prompt or cache) on CUDA: no mask,
+  // and attention runs SDPA with is_causal (LlamaAttentionImpl::forward).
+  bool causal_only = false;
 #if TORCH_VERSION_MAJOR >= 2
-  // Causal alone (no padding, prefix, soft prompt or cache): CUDA attention
-  // runs SDPA with is_causal instead (LlamaAttentionImpl::forward).
-  if (dev.is_cuda() && !attention_mask.defined() && prefix_tokens == 0 && prompt == 0 && past == 0) mask = at::Tensor();
+  causal_only = dev.is_cuda() && !attention_mask.defined() && prefix_tokens == 0 && prompt == 0 && past == 0;
 #endif
+  at::Tensor mask;
+  if (!causal_only) {
+    mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype_).device(dev))
+               .masked_fill(allowed.logical_not(), mask_fill_value(dtype_));
+  }
 
   LlamaOutput out;
   for (size_t i = 0; i < layer_list_.size(); ++i) {

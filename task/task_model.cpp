@@ -203,8 +203,7 @@ struct TaskModel::Impl {
       s.mask[i].narrow(0, off, n).fill_(1);
       s.labels[i].narrow(0, off, n).copy_(at::tensor(labs[i], at::kLong));
     }
-    if (device.is_cpu()) return s;
-    return {s.ids.to(device), s.mask.to(device), s.labels.to(device)};
+    return {s.ids.to(device), s.mask.to(device), s.labels.to(device)};  // no copy on the CPU
   }
 
   // Path-1: projected encoder tokens (B, N, hidden) that go before the text.

@@ -99,16 +99,7 @@ TEST(Cuda, PreemptedOnTheGpuResumedOnTheCpu) {
   test::TempDir tmp;
   test::TinyTask task = test::make_tiny_task(tmp.path());
   auto run = [&](const fs::path& dir, const std::string& device, bool resume, int64_t stop_after) {
-    auto comm = make_communicator();
-    TaskConfig cfg = load_task_config(task.config, {"train.device=" + device, "peft.lora.dropout=0.0"}, task.root);
-    TrainOptions o;
-    o.run_dir = dir;
-    o.repo_root = task.root;
-    o.resume = resume;
-    o.stop_after = stop_after;
-    o.checkpoint_every = 2;
-    Firmware fw = Firmware::open(task.firmware);
-    return train_task(fw, cfg, o, *comm);
+    return test::train_tiny(task, dir, {"train.device=" + device, "peft.lora.dropout=0.0"}, resume, stop_after);
   };
   run(tmp / "gpu", "cuda", false, 0);
   EXPECT_TRUE(run(tmp / "split", "cuda", false, 3).preempted);

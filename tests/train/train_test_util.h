@@ -8,12 +8,16 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "core/safetensors.h"
 #include "data/dataset_writer.h"
 #include "firmware/firmware.h"
 #include "firmware/demo.h"
 #include "tests/support/test_util.h"
+#include "cluster/communicator.h"
+#include "task/task_config.h"
+#include "train/trainer.h"
 
 namespace m4::test {
 
@@ -62,6 +66,22 @@ inline TinyTask make_tiny_task(const std::filesystem::path& root, const std::str
   o.out = t.firmware;
   init_demo(o);
   return t;
+}
+
+// `task` trained into `run_dir` (one process, a checkpoint every 2 steps),
+// with `overrides` (key=value) on its config.
+inline TrainSummary train_tiny(const TinyTask& task, const std::filesystem::path& run_dir,
+                               const std::vector<std::string>& overrides, bool resume, int64_t stop_after = 0) {
+  auto comm = make_communicator();
+  TaskConfig cfg = load_task_config(task.config, overrides, task.root);
+  TrainOptions o;
+  o.run_dir = run_dir;
+  o.repo_root = task.root;
+  o.resume = resume;
+  o.stop_after = stop_after;
+  o.checkpoint_every = 2;
+  Firmware fw = Firmware::open(task.firmware);
+  return train_task(fw, cfg, o, *comm);
 }
 
 // The HF fixture llama (tests/fixtures/hf-reference/llama) imported as a firmware at `out`.

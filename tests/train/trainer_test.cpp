@@ -51,16 +51,7 @@ class Trainer : public ::testing::Test {
  protected:
   void SetUp() override { task_ = test::make_tiny_task(tmp_.path()); }
   TrainSummary run(const fs::path& run_dir, bool resume, int64_t stop_after = 0) {
-    auto comm = make_communicator();
-    TaskConfig cfg = load_task_config(task_.config, {}, task_.root);
-    TrainOptions o;
-    o.run_dir = run_dir;
-    o.repo_root = task_.root;
-    o.resume = resume;
-    o.stop_after = stop_after;
-    o.checkpoint_every = 2;
-    Firmware fw = Firmware::open(task_.firmware);
-    return train_task(fw, cfg, o, *comm);
+    return test::train_tiny(task_, run_dir, {}, resume, stop_after);
   }
   std::map<std::string, std::string> firmware_hashes() {
     std::map<std::string, std::string> h;
