@@ -15,7 +15,7 @@ OUT=${1:-cuda-debs}
 PACKAGES=(
   libspdlog-dev libfmt-dev libcxxopts-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libssl-dev
-  libsentencepiece-dev libprotobuf-lite32
+  libsentencepiece-dev libprotobuf-lite32 libicu-dev libsoxr-dev
   libhdf5-dev libsndfile1-dev libyaml-cpp-dev libpng-dev zlib1g-dev
   libopenmpi-dev openmpi-bin
   libsodium-dev minisign

@@ -50,6 +50,13 @@ pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET GLOBAL sndfile)
 add_library(m4::sndfile ALIAS PkgConfig::SNDFILE)
 find_package(yaml-cpp REQUIRED)
 
+# CLIP's tokenizer: Unicode classes, NFC and case mapping from ICU.
+pkg_check_modules(ICU REQUIRED IMPORTED_TARGET GLOBAL icu-uc)
+add_library(m4::icu ALIAS PkgConfig::ICU)
+# Audio resampling in the importers: libsoxr.
+pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET GLOBAL soxr)
+add_library(m4::soxr ALIAS PkgConfig::SOXR)
+
 # Bundle signatures: Ed25519 and BLAKE2b (minisign's formats) from libsodium.
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET GLOBAL libsodium)
 add_library(m4::sodium ALIAS PkgConfig::SODIUM)

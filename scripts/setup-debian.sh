@@ -13,7 +13,7 @@ PACKAGES=(
   libopenblas0-pthread
   libspdlog-dev libcxxopts-dev nlohmann-json3-dev
   libgtest-dev libssl-dev
-  libsentencepiece-dev
+  libsentencepiece-dev libicu-dev libsoxr-dev
   libhdf5-dev libsndfile1-dev libyaml-cpp-dev libpng-dev zlib1g-dev python3
   libopenmpi-dev openmpi-bin
   libsodium-dev minisign
