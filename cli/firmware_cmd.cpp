@@ -210,7 +210,8 @@ int forward_cmd(int argc, char** argv) {
                      "  txt_enc:   input_ids (B,T) [attention_mask] -> last_hidden_state, pooler_output, text_embeds\n"
                      "  aud_i_enc: input_features (B,mel,frames) or audio (B,samples) f32 16 kHz [sample_rate I64]\n"
                      "             -> last_hidden_state, hidden_states.K (+ input_features from audio)\n"
-                     "  aud_b_enc: input_values (B,time,mel) -> last_hidden_state, pooler_output, hidden_states.K\n"
+                     "  aud_b_enc: input_values (B,time,mel) or audio (B,samples) f32 16 kHz (Kaldi fbank)\n"
+                     "             -> last_hidden_state, pooler_output, hidden_states.K (+ input_values from audio)\n"
                      "  imu_enc:   imu (B,T,6) -> last_hidden_state, pooler_output, imu_embeds, hidden_states.K");
   o.add_options()("firmware", "firmware directory", cxxopts::value<std::string>())(
       "module", "module to run", cxxopts::value<std::string>()->default_value("backbone"))(

@@ -1,6 +1,7 @@
 // Audio Spectrogram Transformer matching HF transformers' ASTModel (see ast.h).
 #include "firmware/ast.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -54,6 +55,34 @@ bool map_prefix(std::string* n, const std::vector<std::pair<std::string, std::st
     }
   }
   return false;
+}
+
+// The fields ASTFeatureExtractor and our normalised config share, each optional: a present
+// field must have the right type (and std > 0, numbers finite).
+void read_feature_extractor(const json& f, const std::string& ctx, AstConfig::FeatureExtractor* out,
+                            std::vector<std::string>* problems) {
+  if (f.contains("sampling_rate")) {
+    const json& v = f["sampling_rate"];
+    if (!v.is_number_integer() || v.get<int64_t>() <= 0)
+      problems->push_back(ctx + "'sampling_rate' must be a positive integer, found " + v.dump());
+    else
+      out->sampling_rate = v.get<int64_t>();
+  }
+  for (auto [key, field] : {std::pair{"mean", &out->mean}, std::pair{"std", &out->std}}) {
+    if (!f.contains(key)) continue;
+    const json& v = f[key];
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || (field == &out->std && v.get<double>() <= 0))
+      problems->push_back(ctx + "'" + key + "' must be a finite number" + (field == &out->std ? " > 0" : "") +
+                          ", found " + v.dump());
+    else
+      *field = v.get<double>();
+  }
+  if (f.contains("do_normalize")) {
+    if (!f["do_normalize"].is_boolean())
+      problems->push_back(ctx + "'do_normalize' must be true or false, found " + f["do_normalize"].dump());
+    else
+      out->do_normalize = f["do_normalize"].get<bool>();
+  }
 }
 
 EncoderStackSpec stack_spec(const AstConfig& c) {
@@ -116,6 +145,19 @@ AstConfig AstConfig::from_json(const json& j, const std::string& where) {
       }
     }
   }
+  if (j.contains("feature_extractor") && !j["feature_extractor"].is_null()) {
+    const json& f = j["feature_extractor"];
+    if (!f.is_object()) {
+      problems.push_back("field 'feature_extractor' must be an object, found " + f.dump());
+    } else {
+      for (auto it = f.begin(); it != f.end(); ++it) {
+        if (it.key() != "sampling_rate" && it.key() != "mean" && it.key() != "std" && it.key() != "do_normalize")
+          problems.push_back("feature_extractor: unknown field '" + it.key() +
+                             "' (known: sampling_rate, mean, std, do_normalize)");
+      }
+      read_feature_extractor(f, "feature_extractor: ", &c.feature_extractor, &problems);
+    }
+  }
   if (problems.empty()) {
     if (c.hidden_size % c.num_attention_heads != 0)
       problems.push_back("hidden_size " + std::to_string(c.hidden_size) + " is not divisible by num_attention_heads " +
@@ -147,7 +189,55 @@ json AstConfig::to_json() const {
           {"time_stride", time_stride},
           {"layer_norm_eps", layer_norm_eps},
           {"hidden_act", hidden_act},
-          {"qkv_bias", qkv_bias}};
+          {"qkv_bias", qkv_bias},
+          {"feature_extractor",
+           {{"sampling_rate", feature_extractor.sampling_rate},
+            {"mean", feature_extractor.mean},
+            {"std", feature_extractor.std},
+            {"do_normalize", feature_extractor.do_normalize}}}};
+}
+
+AstConfig AstConfig::with_preprocessor(const json& p, const std::string& where) const {
+  M4_CHECK(p.is_object(), ErrorCode::kBadInput, where, ": must be a JSON object");
+  std::vector<std::string> problems;
+  if (p.contains("feature_extractor_type") && p["feature_extractor_type"] != "ASTFeatureExtractor")
+    problems.push_back("feature_extractor_type is " + p["feature_extractor_type"].dump() +
+                       ", not \"ASTFeatureExtractor\" (hint: a preprocessor of another model)");
+  // HF's ASTFeatureExtractor defaults for what the file leaves out.
+  auto int_or = [&](const char* key, int64_t fallback) -> int64_t {
+    if (!p.contains(key)) return fallback;
+    if (!p[key].is_number_integer()) {
+      problems.push_back(std::string("'") + key + "' must be an integer, found " + p[key].dump());
+      return fallback;
+    }
+    return p[key].get<int64_t>();
+  };
+  const int64_t bins = int_or("num_mel_bins", 128), frames = int_or("max_length", 1024);
+  if (bins != num_mel_bins)
+    problems.push_back("num_mel_bins " + std::to_string(bins) + " but the model's config.json has " +
+                       std::to_string(num_mel_bins));
+  if (frames != max_length)
+    problems.push_back("max_length " + std::to_string(frames) + " frames but the model's config.json has " +
+                       std::to_string(max_length) + " (its position embeddings)");
+  AstConfig c = *this;
+  c.feature_extractor = FeatureExtractor{};
+  read_feature_extractor(p, "", &c.feature_extractor, &problems);
+  if (c.feature_extractor.sampling_rate != 16000)
+    problems.push_back("sampling_rate " + std::to_string(c.feature_extractor.sampling_rate) +
+                       " Hz: m4forge feeds encoders 16000 Hz audio");
+  check_problems(problems, where);
+  return c;
+}
+
+AstFeatureOptions AstConfig::feature_options() const {
+  AstFeatureOptions o;
+  o.sampling_rate = feature_extractor.sampling_rate;
+  o.num_mel_bins = num_mel_bins;
+  o.max_length = max_length;
+  o.mean = feature_extractor.mean;
+  o.std = feature_extractor.std;
+  o.do_normalize = feature_extractor.do_normalize;
+  return o;
 }
 
 std::string AstConfig::summary() const {
@@ -155,7 +245,8 @@ std::string AstConfig::summary() const {
   os << "hidden " << hidden_size << ", " << num_hidden_layers << " layers, " << num_attention_heads
      << " heads, intermediate " << intermediate_size << ", " << num_mel_bins << " mel x " << max_length
      << " frames, patch " << patch_size << " stride " << frequency_stride << "/" << time_stride << " (" << num_patches()
-     << " patches)";
+     << " patches); fbank " << feature_extractor.sampling_rate << " Hz";
+  if (feature_extractor.do_normalize) os << ", mean " << feature_extractor.mean << " std " << feature_extractor.std;
   return os.str();
 }
 

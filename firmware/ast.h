@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "firmware/kaldi_fbank.h"
 #include "firmware/transformer_encoder.h"
 
 namespace m4 {
@@ -38,12 +39,30 @@ struct AstConfig {
   double layer_norm_eps = 1e-12;
   std::string hidden_act = "gelu";
   bool qkv_bias = true;
+  // The front-end's settings (ASTFeatureExtractor: the checkpoint's preprocessor_config.json,
+  // or HF's defaults, AudioSet's, without one). Stored as `feature_extractor` in the
+  // normalised config, so a firmware's id covers them; the fbank's mel bins and frames are
+  // the model's own num_mel_bins and max_length.
+  struct FeatureExtractor {
+    int64_t sampling_rate = 16000;
+    double mean = -4.2677393;
+    double std = 4.5689974;
+    bool do_normalize = true;
+  } feature_extractor;
 
   // Parses HF's config.json or this struct's own to_json(); every problem is
   // reported at once in one m4::Error. Optional fields take HF's defaults.
   static AstConfig from_json(const nlohmann::json& j, const std::string& where);
   static AstConfig from_file(const std::filesystem::path& config_json);
   nlohmann::json to_json() const;
+  // The config with the feature extractor of an HF preprocessor_config.json
+  // (`where` names it in errors). Its num_mel_bins and max_length (HF's defaults 128
+  // and 1024 when absent) must be the model's; sampling_rate must be m4forge's audio
+  // rate (16000 Hz); feature_extractor_type, when given, ASTFeatureExtractor. Every
+  // problem is reported at once.
+  AstConfig with_preprocessor(const nlohmann::json& preprocessor, const std::string& where) const;
+  // What ast_fbank_features needs: the feature extractor with the model's bins and frames.
+  AstFeatureOptions feature_options() const;
   std::string summary() const;
   // Patches along frequency and time, and in all (without the two tokens).
   int64_t frequency_patches() const { return (num_mel_bins - patch_size) / frequency_stride + 1; }

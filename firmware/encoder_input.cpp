@@ -6,6 +6,7 @@
 #include "firmware/clip.h"
 #include "firmware/image_preprocess.h"
 #include "firmware/imu_encoder.h"
+#include "firmware/kaldi_fbank.h"
 #include "firmware/log_mel.h"
 #include "firmware/whisper_encoder.h"
 
@@ -14,9 +15,7 @@ namespace m4 {
 EncoderInputSpec encoder_input_spec(const torch::nn::Module& m, const std::string& module) {
   if (dynamic_cast<const ClipVisionImpl*>(&m)) return {"image", "pixel_values", "pixels", "image_embeds"};
   if (dynamic_cast<const WhisperEncoderImpl*>(&m)) return {"audio", "input_features", "audio", "embeds"};
-  // AST's own front-end (Kaldi fbank) is not implemented: raw audio reaches it
-  // only through the task model's stand-in, never as `firmware forward` input.
-  if (dynamic_cast<const AstImpl*>(&m)) return {"audio", "input_values", "", "embeds"};
+  if (dynamic_cast<const AstImpl*>(&m)) return {"audio", "input_values", "audio", "embeds"};
   if (dynamic_cast<const ImuEncoderImpl*>(&m)) return {"imu", "imu", "", "imu_embeds"};
   M4_FAIL(ErrorCode::kInvalidArgument, "module '", module, "' is not an input encoder (img_enc, aud_i_enc, aud_b_enc, imu_enc)");
 }
@@ -34,11 +33,7 @@ at::Tensor encoder_features(const torch::nn::Module& m, const at::Tensor& raw) {
     return whisper_log_mel(raw.to(at::kFloat), o);
   }
   if (const auto* a = dynamic_cast<const AstImpl*>(&m)) {
-    // Whisper-style log-mel as a stand-in for AST's Kaldi fbank (not implemented).
-    LogMelOptions o;
-    o.n_mels = a->config().num_mel_bins;
-    o.frames = a->config().max_length;
-    return whisper_log_mel(raw.to(at::kFloat), o).transpose(1, 2).contiguous();  // (B, time, mel)
+    return ast_fbank_features(raw.to(at::kFloat), a->config().feature_options());  // (B, max_length, mel)
   }
   if (const auto* i = dynamic_cast<const ImuEncoderImpl*>(&m)) {
     // Windows of another length are zero-padded at the end or cut to the

@@ -1,7 +1,7 @@
 // What each input encoder reads, declared once: the modality it takes from a
 // dataset or a device (image, audio, imu), the tensor its forward takes
 // (HF's input name), the front-end between the two (CLIP preprocessing,
-// Whisper's log-mel, the IMU window fit), and its forward. `firmware forward`,
+// Whisper's log-mel, AST's Kaldi fbank, the IMU window fit), and its forward. `firmware forward`,
 // `path` and the task model all dispatch through here.
 #pragma once
 

@@ -488,7 +488,10 @@ struct ImportPlan {
   std::vector<std::string> files;    // weight files (names in src)
   bool filter = false;               // some tensors are not the module's: rewrite
   std::vector<std::string> assets;   // tokenizer files present in src
+  bool preprocessor = false;         // preprocessor_config.json read into the config
 };
+
+constexpr const char* kPreprocessorFile = "preprocessor_config.json";
 
 ImportPlan plan_import(const std::string& slot, const fs::path& src) {
   ImportPlan p;
@@ -497,6 +500,11 @@ ImportPlan plan_import(const std::string& slot, const fs::path& src) {
   M4_CHECK(fs::is_directory(src), ErrorCode::kIo, src.string(), ": not a directory (--", slot, ")");
   const fs::path cfg = src / "config.json";
   p.config = p.arch->normalize(read_json_file(cfg), cfg.string());
+  const fs::path pre = src / kPreprocessorFile;
+  if (p.arch->with_preprocessor != nullptr && fs::exists(pre)) {
+    p.config = p.arch->with_preprocessor(p.config, read_json_file(pre), pre.string());
+    p.preprocessor = true;
+  }
   WeightSet ws = WeightSet::open_hf_dir(src);
   p.arch->validate(p.config, ws, src.string());
   for (const auto& f : ws.files()) p.files.push_back(f.path().filename().string());
@@ -541,6 +549,8 @@ FirmwareModule stage_module(const std::string& slot, const ImportPlan& p, const 
     }
   }
   fs::copy_file(p.src / "config.json", staging / slot / "config.json");
+  // Informational, as config.json: what it set is in the (hashed) normalised config.
+  if (p.preprocessor) fs::copy_file(p.src / kPreprocessorFile, staging / slot / kPreprocessorFile);
   for (const auto& a : p.assets) {
     fs::copy_file(p.src / a, staging / slot / a);
     m.assets[a] = slot + "/" + a;
@@ -562,6 +572,9 @@ FirmwareManifest import_hf(const ImportHfOptions& o) {
     plans[slot] = plan_import(slot, src);
     provenance[slot] = {{"source", fs::absolute(src).string()}, {"arch", plans[slot].arch->name},
                         {"filtered", plans[slot].filter}};
+    if (plans[slot].arch->with_preprocessor != nullptr)
+      provenance[slot]["front_end"] = plans[slot].preprocessor ? std::string(kPreprocessorFile) + " of the source"
+                                                               : std::string("HF's defaults (no ") + kPreprocessorFile + ")";
   }
   return create_firmware(o.out, o.name, o.version, provenance, [&](const fs::path& staging) {
     std::map<std::string, FirmwareModule> mods;

@@ -45,6 +45,9 @@ std::vector<ModuleArch> make_table() {
     auto c = ClipVisionConfig::from_json(j, "config");
     return ClipVisionImpl::expected_shapes(c, c.projection_dim > 0);
   };
+  auto ast_preprocessor = +[](const nlohmann::json& j, const nlohmann::json& p, const std::string& where) {
+    return AstConfig::from_json(j, where).with_preprocessor(p, where).to_json();
+  };
   auto ct_shapes = +[](const nlohmann::json& j) {
     auto c = ClipTextConfig::from_json(j, "config");
     return ClipTextImpl::expected_shapes(c, c.projection_dim > 0);
@@ -59,7 +62,7 @@ std::vector<ModuleArch> make_table() {
       {"whisper_encoder", "aud_i_enc", W::normalize, WhisperEncoderImpl::internal_name,
        WhisperEncoderImpl::stored_name, W::shapes, W::validate, W::summary, {}},
       {"ast", "aud_b_enc", A::normalize, AstImpl::internal_name, AstImpl::stored_name, A::shapes, A::validate,
-       A::summary, {}},
+       A::summary, {}, ast_preprocessor},
       {"imu", "imu_enc", I::normalize, ImuEncoderImpl::internal_name, ImuEncoderImpl::stored_name, I::shapes,
        I::validate, I::summary, {}},
   };

@@ -33,6 +33,11 @@ struct ModuleArch {
   // import when present, all of them or none (a module without them runs
   // from token ids).
   std::vector<std::string> assets;
+  // Folds the checkpoint's preprocessor_config.json (HF's feature extractor) into
+  // the normalised config, when an import finds one; null for archs whose
+  // front-end takes nothing from it.
+  nlohmann::json (*with_preprocessor)(const nlohmann::json& config, const nlohmann::json& preprocessor,
+                                      const std::string& where) = nullptr;
 };
 
 // Throws m4::Error naming the known architectures.

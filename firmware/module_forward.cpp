@@ -92,8 +92,8 @@ EncoderRun run_encoder(const Firmware& fw, const std::string& module, const Modu
     M4_CHECK(sr.numel() == 1 && !at::isFloatingType(sr.scalar_type()), ErrorCode::kInvalidArgument, where,
              ": 'sample_rate' must be one integer (Hz)");
     const int64_t rate = sr.item<int64_t>();
-    M4_CHECK(rate == 16000, ErrorCode::kInvalidArgument, where, ": audio is at ", rate,
-             " Hz but Whisper's log-mel frontend takes 16000 Hz (hint: resample the audio first)");
+    M4_CHECK(rate == 16000, ErrorCode::kInvalidArgument, where, ": audio is at ", rate, " Hz but ", module,
+             "'s front-end takes 16000 Hz (hint: resample the audio first)");
   }
   at::Tensor features = raw ? encoder_features(*model, in.get(spec.raw)) : in.get(spec.features);
   if (raw) run.derived.emplace_back(spec.features, features);

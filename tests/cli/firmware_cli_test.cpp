@@ -264,6 +264,10 @@ TEST_F(FirmwareCli, DemoRunsEveryModuleFromRawInputs) {
   EXPECT_EQ(aud.tensor("last_hidden_state").sizes(), at::IntArrayRef({1, 100, 64}));
   auto ast = run("aud_b_enc", {{"input_values", at::randn({1, 64, 32})}});
   EXPECT_EQ(ast.tensor("pooler_output").sizes(), at::IntArrayRef({1, 64}));
+  // The same second of audio through AST's Kaldi fbank: 98 frames, cut to the encoder's 64.
+  auto ast_raw = run("aud_b_enc", {{"audio", at::sin(t * 2 * M_PI * 440).unsqueeze(0)}});
+  EXPECT_EQ(ast_raw.tensor("input_values").sizes(), at::IntArrayRef({1, 64, 32}));
+  EXPECT_EQ(ast_raw.tensor("pooler_output").sizes(), at::IntArrayRef({1, 64}));
   auto imu = run("imu_enc", {{"imu", at::randn({3, 128, 6})}});
   EXPECT_EQ(imu.tensor("imu_embeds").sizes(), at::IntArrayRef({3, 64}));
   EXPECT_EQ(imu.tensor("last_hidden_state").sizes(), at::IntArrayRef({3, 17, 64}));
@@ -295,6 +299,9 @@ TEST_F(FirmwareCli, DemoRunsEveryModuleFromRawInputs) {
           {bad.string(), "44100 Hz", "16000"});
   bad_run("txt_enc", {{"input_ids", at::ones({1, 40}, at::kLong)}}, {bad.string(), "40", "32"});
   bad_run("aud_b_enc", {{"pixels", at::zeros({1}, at::kByte)}}, {"unexpected input 'pixels'", "aud_b_enc"});
+  bad_run("aud_b_enc", {{"audio", at::zeros({1, 300})}}, {bad.string(), "300 samples are fewer than one 25 ms frame"});
+  bad_run("aud_b_enc", {{"audio", at::zeros({1, 16000})}, {"sample_rate", at::tensor(8000L)}},
+          {bad.string(), "8000 Hz", "aud_b_enc's front-end takes 16000"});
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -331,6 +338,7 @@ TEST_F(FirmwareCli, ForwardTakesRawPngWavAndImuCsvFiles) {
   write_safetensors(tmp_ / "a.safetensors",
                     {{"audio", at::from_blob(const_cast<float*>(a.samples.data()), {1, 16000}, at::kFloat).clone()}});
   same(forward("aud_i_enc", tmp_ / "x.wav"), forward("aud_i_enc", tmp_ / "a.safetensors"), "last_hidden_state");
+  same(forward("aud_b_enc", tmp_ / "x.wav"), forward("aud_b_enc", tmp_ / "a.safetensors"), "pooler_output");
   // IMU CSV: a header, then 128 rows of 6 values (exact in f32).
   const at::Tensor imu = at::randint(-64, 64, {1, 128, 6}, at::kLong).to(at::kFloat) / 8.0;
   {

@@ -8,6 +8,7 @@
 namespace m4::test {
 
 std::filesystem::path fixtures() { return M4_FIXTURES_DIR; }
+std::filesystem::path frontend_fixtures() { return repo_dir() / "tests" / "fixtures" / "hf-frontends"; }
 std::filesystem::path real_fixtures() {
   if (const char* dir = std::getenv("M4FORGE_REAL_FIXTURES")) return dir;  // CI: a clone tested apart from ../shared
   return M4_REAL_FIXTURES_DIR;

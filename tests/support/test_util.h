@@ -14,6 +14,9 @@ namespace m4::test {
 // tests/fixtures/hf-reference (vendored: a clone needs nothing beside it), and
 // the m4forge binary under test.
 std::filesystem::path fixtures();
+// tests/fixtures/hf-frontends: HF's front-ends (AST fbank, CLIP tokenizer and
+// image processor) on real recordings, strings and photos (its make_fixtures.py).
+std::filesystem::path frontend_fixtures();
 // ../shared/fixtures/real (or $M4FORGE_REAL_FIXTURES): real pretrained models
 // that may not be committed here; tests of them skip where it is absent
 // (tests/cli/real_model_test.cpp).
