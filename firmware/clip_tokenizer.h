@@ -34,21 +34,21 @@ struct ClipBatch {
 //  0. The special tokens' texts (bos/eos/unk/pad) are cut out first and kept
 //     whole, as HF's added-token split does.
 //  1. HF's BasicTokenizer(strip_accents=False, do_split_on_punc=False): drop
-//     NUL, U+FFFD and control/format/private-use characters, map whitespace to
-//     spaces, put spaces around CJK ideographs, split on whitespace, lowercase;
-//     then join with single spaces and lowercase again.
+//     NUL, U+FFFD and every character of category C* (control, format,
+//     surrogate, private use, unassigned), map whitespace to spaces, put spaces
+//     around CJK ideographs, NFC-normalise, split on whitespace, lowercase each
+//     word (Python's str.lower(): full case mapping, final sigma); then join
+//     with single spaces.
 //  2. Split with CLIP's pattern
 //       <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+
 //  3. Each piece's UTF-8 bytes -> GPT-2's bytes_to_unicode symbols, "</w>" on
 //     the last symbol, BPE merges by rank (cached per piece), vocab lookup
 //     (unknown -> unk).
-// Unicode classes come from a table of Unicode 14.0's L* and N* ranges
-// (generated from Python's unicodedata, see clip_tokenizer.cpp) and lowercase
-// from glibc's C.UTF-8 towlower (which agrees with Python's str.lower() on every
-// code point but U+0130, handled by hand). No ICU. Known differences from HF:
-// no NFC normalisation (HF's BasicTokenizer applies it; precomposed text, the
-// usual case, is unaffected) and unassigned code points (category Cn) are kept
-// where HF drops them. Invalid UTF-8 bytes decode to U+FFFD and are dropped.
+// Unicode classes, NFC and case come from ICU; they agree on every code point with
+// what HF runs on Debian 12 (Python 3.11's unicodedata, Unicode 14.0, for what is
+// dropped; the regex module, Unicode 15.0, for \p{L} and \p{N}; see
+// clip_tokenizer.cpp). Invalid UTF-8 bytes decode to U+FFFD and are dropped.
+// Tested against HF's CLIPTokenizer on real strings (tests/fixtures/hf-frontends).
 // GPT-2's bytes_to_unicode(): the 256 UTF-8 symbols byte-level BPE uses for bytes.
 const std::array<std::string, 256>& clip_byte_symbols();
 

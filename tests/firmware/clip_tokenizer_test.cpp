@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -263,6 +264,37 @@ TEST(ClipTokenizer, LoadsFilesAndNamesThemInErrors) {
                {"bad_merges.txt:3", "two symbols", "ph ot extra"});
   write_file_atomic(tmp / "one.txt", "#version: 0.2\np h\nalone\n");
   expect_error([&] { ClipTokenizer::load(tmp / "vocab.json", tmp / "one.txt"); }, {"one.txt:3", "'alone'"});
+}
+
+// HF's CLIPTokenizer (without ftfy) on real strings: WordNet glosses, Open Clip Art
+// titles, country names in 30 languages from iso-codes, crafted cases (accents
+// composed and decomposed, emoji, control and unassigned code points, runs of every
+// kind of whitespace, special tokens in the text) and every code point that
+// str.lower() changes; the demo firmware's vocabulary (tests/fixtures/hf-frontends).
+TEST(ClipTokenizer, MatchesHfOnRealStrings) {
+  const auto dir = test::frontend_fixtures() / "clip_tokenizer";
+  const ClipTokenizer t = ClipTokenizer::load(dir / "vocab.json", dir / "merges.txt");
+  const json cases = json::parse(read_text_file(dir / "cases.json", 16 << 20));
+  std::map<std::string, std::pair<int, int>> by_source;  // source -> (strings, mismatches)
+  int64_t ids = 0;
+  for (const auto& c : cases.at("cases")) {
+    const std::string text = c.at("text").get<std::string>(), source = c.at("source").get<std::string>();
+    const auto want = c.at("ids").get<std::vector<int64_t>>();
+    const auto got = t.encode(text);
+    ids += static_cast<int64_t>(want.size());
+    auto& [n, bad] = by_source[source];
+    ++n;
+    if (got != want) {
+      ++bad;
+      ADD_FAILURE() << source << ": " << json(text).dump() << "\n  hf:   " << json(want).dump()
+                    << "\n  ours: " << json(got).dump();
+    }
+  }
+  for (const auto& [source, counts] : by_source)
+    std::cout << "[parity] clip tokenizer, " << source << ": " << counts.second << " of " << counts.first
+              << " strings differ from HF\n";
+  std::cout << "[parity] clip tokenizer: " << cases.at("cases").size() << " strings, " << ids << " ids\n";
+  EXPECT_GE(cases.at("cases").size(), 300u);
 }
 
 }  // namespace
