@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -40,6 +41,7 @@
 #include "firmware/image_preprocess.h"
 #include "firmware/imu_encoder.h"
 #include "firmware/llama.h"
+#include "firmware/kaldi_fbank.h"
 #include "firmware/log_mel.h"
 #include "firmware/module_arch.h"
 #include "firmware/weight_set.h"
@@ -406,6 +408,7 @@ void run_throughput(const Args& a, const m4::Firmware& fw) {
   at::Tensor fbank = at::randn({1, ast->config().max_length, ast->config().num_mel_bins}, gen);
   at::Tensor imu_x = at::randn({B, imu->config().window, imu->config().channels}, gen);
   at::Tensor audio = at::randn({4, 16000 * 30}, gen).mul_(0.1);
+  at::Tensor clips10 = at::randn({4, 16000 * 10}, gen).mul_(0.1);  // AudioSet clips are 10 s
   at::Tensor images_u8 = at::randint(0, 256, {B, 3, 480, 640}, gen, at::kByte);
 
   struct Case {
@@ -420,7 +423,24 @@ void run_throughput(const Args& a, const m4::Firmware& fw) {
       {"aud_b_enc ast 1x1024x128", "clips/s", 1, [&] { (void)ast->forward(fbank); }},
       {"imu_enc 8x2000x6", "windows/s", B, [&] { (void)imu->forward(imu_x); }},
       {"whisper_log_mel 4x30s", "30s clips/s", 4, [&] { (void)m4::whisper_log_mel(audio); }},
+      {"ast_fbank_features 4x10s", "10s clips/s", 4, [&] { (void)m4::ast_fbank_features(clips10, {}); }},
       {"clip_preprocess 8x480x640 u8", "images/s", B, [&] { (void)m4::clip_preprocess(images_u8, 224); }},
+      // The resize alone: Pillow's fixed-point passes (now) against ATen's antialiased
+      // bicubic on floats, which clip_preprocess used before issue 20 (off by one on ~0.5%).
+      {"pillow_bicubic_resize 8x480x640", "images/s", B,
+       [&] { (void)m4::pillow_bicubic_resize(images_u8, 224, 298); }},
+      {"aten bicubic_aa 8x480x640 (before)", "images/s", B,
+       [&] {
+         // As it was: a horizontal pass, then a vertical one, each rounded to 0..255.
+         auto pass = [](const at::Tensor& t, int64_t h, int64_t w) {
+           const std::array<int64_t, 2> hw{h, w};
+           return at::_upsample_bicubic2d_aa(t.contiguous(), at::IntArrayRef(hw), false, c10::nullopt, c10::nullopt)
+               .add(0.5)
+               .floor()
+               .clamp(0, 255);
+         };
+         (void)pass(pass(images_u8.to(at::kFloat), 480, 298), 224, 298);
+       }},
   };
   std::printf("%-8s %-32s %10s %12s  %s\n", "threads", "case", "median_s", "items/s", "unit");
   for (int threads : a.threads) {

@@ -17,13 +17,19 @@ constexpr std::array<double, 3> kClipImageStd = {0.26862954, 0.26130258, 0.27577
 // cut away beyond 1:1 is never seen; the resize before the crop is bounded).
 constexpr int64_t kMaxAspectRatio = 32;
 
+// Pillow's Image.resize((width, height), BICUBIC) of 8-bit planes, to the value
+// (libImaging/Resample.c): the cubic kernel (a = -0.5) widened by the downscale
+// factor, weights normalised per output and rounded to 22-bit fixed point, a
+// horizontal pass into a uint8 intermediate, then a vertical one; a pass whose
+// side keeps its length is skipped. pixels_u8: (B, C, H, W) uint8 -> (B, C,
+// height, width) uint8.
+at::Tensor pillow_bicubic_resize(const at::Tensor& pixels_u8, int64_t height, int64_t width);
+
 // pixels_u8: (B, C, H, W) or (C, H, W), uint8 RGB (C = 3) or grayscale (C = 1,
 // repeated to 3 channels, as convert_rgb). Steps:
 //  1. resize so the shortest side is `size` (the long side becomes
-//     int(size * long / short)) as Pillow's BICUBIC (which HF uses) does it:
-//     antialiased cubic filter, horizontal pass then vertical pass, each
-//     rounded to 0..255; skipped where a side keeps its length. Pillow works in
-//     fixed point, so a value may differ from its by 1 (~0.1% of pixels);
+//     int(size * long / short)) exactly as Pillow's Image.resize(BICUBIC), which
+//     HF uses: see pillow_bicubic_resize;
 //  2. center crop size x size (top = (H - size) / 2, left = (W - size) / 2, floored);
 //  3. x / 255, then (x - mean) / std per channel, in float32.
 // Returns (B, 3, size, size) float32; a (C, H, W) input gives B = 1, as HF's

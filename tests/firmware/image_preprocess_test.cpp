@@ -1,6 +1,7 @@
 // CLIP image preprocessing (CLIPImageProcessor semantics): shapes, exact
 // normalisation, center crop placement, the resize against Pillow's bicubic
-// (which HF uses), and the bad-input errors.
+// (which HF uses) on patterns and on real photos through HF itself, and the
+// bad-input errors.
 #include "firmware/image_preprocess.h"
 
 #include <ATen/ATen.h>
@@ -9,6 +10,8 @@
 #include <iostream>
 #include <vector>
 
+#include "core/safetensors.h"
+#include "data/png_image.h"
 #include "tests/support/test_util.h"
 
 namespace m4 {
@@ -164,10 +167,34 @@ TEST(ImagePreprocess, ResizeMatchesPillowBicubic) {
     const double mean = (px - pil).abs().mean().item<double>();
     std::cout << "[parity] clip_preprocess " << k.H << "x" << k.W << " -> " << k.size
               << " vs Pillow bicubic: max |diff| = " << d << " (0..255), mean " << mean << "\n";
-    // Exact here; Pillow's fixed-point coefficients can move a value by one
-    // elsewhere (about 0.1% of the pixels of 224-pixel crops of noise).
-    EXPECT_LE(d, 1.0);
-    EXPECT_LT(mean, 0.02);
+    EXPECT_EQ(d, 0.0);  // Pillow's fixed-point arithmetic, reproduced
+  }
+}
+
+// HF's CLIPImageProcessor on real photos (scikit-image's CC0 samples, as Debian's
+// python3-skimage ships them, cropped: tests/fixtures/hf-frontends/clip_image): the
+// resized and cropped pixels exactly (landscape and portrait downscales, a 4:1 strip,
+// grayscale, a 64 x 48 upscale), and pixel_values of a 64-pixel processor.
+TEST(ImagePreprocess, MatchesHfOnRealPhotos) {
+  const auto dir = test::frontend_fixtures() / "clip_image";
+  const SafetensorsFile ref = SafetensorsFile::open(dir / "reference.safetensors");
+  for (const std::string name : {"chelsea", "coffee_portrait", "coffee_strip", "camera_gray", "chelsea_small"}) {
+    const auto png = dir / (name + ".png");
+    const data::Image im = data::read_png(png, data::read_png_info(png).color ? 3 : 1);
+    const at::Tensor pixels =
+        at::from_blob(const_cast<uint8_t*>(im.pixels.data()), {1, im.channels, im.height, im.width}, at::kByte).clone();
+    const at::Tensor ours = to_pixels(clip_preprocess(pixels, 224))[0];
+    const at::Tensor hf = ref.tensor(name + ".pixels").to(at::kDouble);
+    const double d = test::max_abs_diff(ours, hf);
+    const int64_t differ = ours.ne(hf).sum().item<int64_t>();
+    std::cout << "[parity] clip image " << name << " " << im.width << "x" << im.height << " -> 224: max |diff| " << d
+              << " (0..255), " << differ << " of " << hf.numel() << " values differ\n";
+    EXPECT_EQ(differ, 0) << name;
+    if (name == "chelsea") {
+      const double dv = test::max_abs_diff(clip_preprocess(pixels, 64)[0], ref.tensor("chelsea.pixel_values_64"));
+      std::cout << "[parity] clip image chelsea -> 64 pixel_values: max |diff| " << dv << "\n";
+      EXPECT_LE(dv, 1e-6);
+    }
   }
 }
 
