@@ -2,6 +2,7 @@
 #include "firmware/ast.h"
 
 #include <cmath>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -246,7 +247,8 @@ std::string AstConfig::summary() const {
      << " heads, intermediate " << intermediate_size << ", " << num_mel_bins << " mel x " << max_length
      << " frames, patch " << patch_size << " stride " << frequency_stride << "/" << time_stride << " (" << num_patches()
      << " patches); fbank " << feature_extractor.sampling_rate << " Hz";
-  if (feature_extractor.do_normalize) os << ", mean " << feature_extractor.mean << " std " << feature_extractor.std;
+  if (feature_extractor.do_normalize)
+    os << std::setprecision(8) << ", mean " << feature_extractor.mean << " std " << feature_extractor.std;
   return os.str();
 }
 
