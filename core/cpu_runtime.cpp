@@ -62,6 +62,19 @@ std::string openblas_core() {
   return n != nullptr ? n : "";
 }
 
+// How the loaded OpenBLAS was built to run in parallel: openblas_get_parallel().
+std::string openblas_threading() {
+  using ParallelFn = int (*)();
+  auto parallel = reinterpret_cast<ParallelFn>(::dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  if (parallel == nullptr) return "";
+  switch (parallel()) {
+    case 0: return "sequential";
+    case 1: return "pthreads";
+    case 2: return "openmp";
+    default: return "unknown";
+  }
+}
+
 constexpr const char* kMisdetectedFrom = "M4FORGE_OPENBLAS_MISDETECTED";
 
 }  // namespace
@@ -110,6 +123,7 @@ CpuRuntime cpu_runtime() {
   CpuRuntime r;
   r.omp_wait = omp_wait_policy();
   r.blas_core = openblas_core();
+  r.blas_threading = openblas_threading();
   dl_iterate_phdr(find_blas, &r.blas);
   r.blas_kind = kind_of(r.blas);
   if (r.blas.empty()) r.blas = "none loaded";
@@ -121,6 +135,10 @@ CpuRuntime cpu_runtime() {
   return r;
 }
 
+int aten_threads(int threads, MathKernels kernels, bool blas_on_openmp, bool passive_wait) {
+  return blas_on_openmp || passive_wait || kernels == MathKernels::kBf16 ? threads : 1;
+}
+
 CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels) {
   // Debian's libtorch starts with OpenMP at 1 thread here unless OMP_NUM_THREADS
   // is set, so "default" means every core, explicitly.
@@ -130,8 +148,7 @@ CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels) {
   auto set_blas = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   if (set_blas != nullptr) {
     set_blas(threads);
-    const bool aten_all = kernels == MathKernels::kBf16 || omp_wait_policy() == "passive";
-    at::set_num_threads(aten_all ? threads : 1);
+    at::set_num_threads(aten_threads(threads, kernels, openblas_threading() == "openmp", omp_wait_policy() == "passive"));
   } else {
     at::set_num_threads(threads);
   }
@@ -143,7 +160,8 @@ CpuRuntime configure_cpu_runtime_for(MathKernels kernels) { return configure_cpu
 
 std::string describe(const CpuRuntime& rt) {
   std::string s = "BLAS " + rt.blas + " (" + rt.blas_kind + (rt.blas_core.empty() ? "" : ", " + rt.blas_core + " kernels") +
-                  "), " + std::to_string(rt.torch_threads) + " ATen threads";
+                  (rt.blas_threading.empty() ? "" : ", " + rt.blas_threading) + "), " + std::to_string(rt.torch_threads) +
+                  " ATen threads";
   if (rt.blas_threads >= 0) s += ", " + std::to_string(rt.blas_threads) + " OpenBLAS threads";
   return s + ", OpenMP wait " + rt.omp_wait;
 }

@@ -14,6 +14,7 @@ struct CpuRuntime {
   int blas_threads = -1;   // OpenBLAS's own thread count, -1 if not OpenBLAS
   std::string omp_wait;    // OMP_WAIT_POLICY as libgomp read it: "passive", "active", "unset"
   std::string blas_core;   // OpenBLAS's kernel set ("SkylakeX", "Haswell", ...), "" if not OpenBLAS
+  std::string blas_threading;  // how OpenBLAS was built: "pthreads", "openmp", "sequential"; "" if not OpenBLAS
 };
 
 // OpenBLAS picks its kernels when it loads, from the CPU model; a model newer
@@ -47,10 +48,15 @@ enum class MathKernels { kF32, kBf16 };
 //     spin-wait on the cores OpenBLAS's threads need (bench/README.md: ATen 2
 //     + OpenBLAS 2 ran a forward at 440 tokens/s, ATen 1 + OpenBLAS 2 at 720);
 //   - bf16: `threads`, since the GEMMs run on them;
-//   - either, under OMP_WAIT_POLICY=passive (no spinning): `threads`.
+//   - either, under OMP_WAIT_POLICY=passive (no spinning): `threads`;
+//   - either, with an OpenBLAS built on OpenMP (Debian's libopenblas0-openmp):
+//     `threads`, since its GEMMs run on ATen's own OpenMP threads (one ATen
+//     thread would leave it one thread too).
 // libgomp reads OMP_WAIT_POLICY once, before main, so a program cannot set it
 // for itself. Returns what is in effect afterwards.
 CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels = MathKernels::kF32);
+// The policy's ATen thread count (above), for OpenBLAS only.
+int aten_threads(int threads, MathKernels kernels, bool blas_on_openmp, bool passive_wait);
 // The same thread count as the last configure_cpu_runtime, for `kernels`
 // (train.precision bf16 once the task config is read; f32 for its evaluations).
 CpuRuntime configure_cpu_runtime_for(MathKernels kernels);

@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git
   libtorch-dev libgloo-dev
-  libopenblas0-pthread
+  libopenblas0-pthread libopenblas0-openmp
   libspdlog-dev libcxxopts-dev nlohmann-json3-dev
   libgtest-dev libssl-dev
   libsentencepiece-dev libicu-dev libsoxr-dev
@@ -33,8 +33,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-BLAS=/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
-if [ -e "$BLAS" ]; then
-  $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu "$BLAS" >/dev/null
-fi
+# The pthreads build for every BLAS name LibTorch links (libopenblas0-openmp is installed
+# beside it for a test, never selected: two OpenBLAS builds in one process would clash).
+OPENBLAS=/usr/lib/x86_64-linux-gnu/openblas-pthread
+for name in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+  if [ -e "$OPENBLAS/$name" ]; then
+    $SUDO update-alternatives --set "$name-x86_64-linux-gnu" "$OPENBLAS/$name" >/dev/null
+  fi
+done
 echo "setup: ok (BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3))"

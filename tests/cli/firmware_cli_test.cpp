@@ -439,11 +439,27 @@ TEST_F(FirmwareCli, LogsTheBlasKernelsAndKeepsAUsersCoreType) {
   EXPECT_NE(forced.find("Prescott kernels"), std::string::npos) << forced;
   EXPECT_EQ(forced.find("restarted with"), std::string::npos) << forced;
   const std::string plain = run("env -u OPENBLAS_CORETYPE M4FORGE_BLAS_RESTART=on", "plain");
-  EXPECT_NE(plain.find(" kernels)"), std::string::npos) << plain;
+  EXPECT_NE(plain.find(" kernels, pthreads)"), std::string::npos) << plain;
   if (plain.find("restarted with OPENBLAS_CORETYPE=") != std::string::npos) {
     std::cout << "[check] this machine's OpenBLAS misdetects the CPU: " << plain.substr(plain.find("OpenBLAS took"));
     EXPECT_EQ(plain.find("Prescott kernels"), std::string::npos) << plain;
   }
+}
+
+// With an OpenBLAS built on OpenMP (Debian's libopenblas0-openmp, which the set-up
+// installs without selecting it), the GEMMs run on ATen's OpenMP threads: giving ATen
+// one thread for f32, as the pthreads build wants, would leave the GEMMs one thread.
+TEST_F(FirmwareCli, AnOpenMpOpenBlasGetsEveryThread) {
+  const std::filesystem::path lib = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
+  if (!std::filesystem::exists(lib / "libblas.so.3")) GTEST_SKIP() << "no " << lib.string() << " (libopenblas0-openmp)";
+  const std::filesystem::path e = tmp_ / "omp.err";
+  const std::string cmd = "LD_LIBRARY_PATH=" + lib.string() + " " + test::quote(test::cli_path()) +
+                          " firmware init-demo --threads 2 --out " + test::quote((tmp_ / "omp").string()) +
+                          " >/dev/null 2>" + test::quote(e.string());
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(e);
+  const std::string log = slurp(e);
+  EXPECT_NE(log.find("openblas-openmp/libblas.so.3 (openblas"), std::string::npos) << log;
+  EXPECT_NE(log.find(", openmp), 2 ATen threads, 2 OpenBLAS threads"), std::string::npos) << log;
 }
 
 }  // namespace

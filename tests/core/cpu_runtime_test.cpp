@@ -20,6 +20,13 @@ TEST(BetterBlasCore, ReplacesOnlyPreAvx2KernelsOnAnAvx2Cpu) {
   EXPECT_EQ(better_blas_core("", bf16), "");  // not OpenBLAS
 }
 
+TEST(ThreadPolicy, AtenGetsOneThreadOnlyBesideAPthreadsOpenBlasForF32) {
+  EXPECT_EQ(aten_threads(4, MathKernels::kF32, /*blas_on_openmp=*/false, /*passive_wait=*/false), 1);
+  EXPECT_EQ(aten_threads(4, MathKernels::kBf16, false, false), 4);
+  EXPECT_EQ(aten_threads(4, MathKernels::kF32, /*blas_on_openmp=*/true, false), 4);  // one pool for both
+  EXPECT_EQ(aten_threads(4, MathKernels::kF32, false, /*passive_wait=*/true), 4);
+}
+
 TEST(ThreadPolicy, Bf16GivesAtenEveryThreadAndF32GivesItOne) {
   const int before = at::get_num_threads();
   const CpuRuntime f32 = configure_cpu_runtime(2, MathKernels::kF32);
@@ -31,6 +38,7 @@ TEST(ThreadPolicy, Bf16GivesAtenEveryThreadAndF32GivesItOne) {
   EXPECT_EQ(bf16.torch_threads, 2);
   EXPECT_EQ(bf16.blas_threads, 2);
   EXPECT_NE(describe(bf16).find("2 ATen threads, 2 OpenBLAS threads"), std::string::npos) << describe(bf16);
+  EXPECT_EQ(bf16.blas_threading, "pthreads");  // Debian's default libopenblas0-pthread
   EXPECT_EQ(configure_cpu_runtime_for(MathKernels::kF32).torch_threads, 1);
   at::set_num_threads(before);
 }
