@@ -51,17 +51,25 @@ at::Tensor chunked_loss(const at::Tensor& h, const at::Tensor& w, const at::Tens
     const at::Tensor hc = h.narrow(0, r0, n).to(cd);
     const at::Tensor vc = valid.narrow(0, r0, n);
     const at::Tensor target = t.narrow(0, r0, n).masked_fill(vc.logical_not(), 0).unsqueeze(1);
-    at::Tensor logits = (bc.defined() ? at::addmm(bc, hc, wc.t()) : at::mm(hc, wc.t())).to(at::kFloat);
-    const at::Tensor lse = logits.logsumexp(1, /*keepdim=*/true);
-    total.add_(((lse - logits.gather(1, target)).squeeze(1) * vc).sum());
+    const at::Tensor logits = (bc.defined() ? at::addmm(bc, hc, wc.t()) : at::mm(hc, wc.t())).to(at::kFloat);
+    // One fused, vectorised pass per row (max, sum of exp, write), where logsumexp and
+    // the subtractions took several over the (n, vocab) block (issue 18).
+    at::Tensor logp = at::_log_softmax(logits, 1, /*half_to_float=*/false);  // (n, V)
+    total.sub_((logp.gather(1, target).squeeze(1) * vc).sum());
     if (g == nullptr) continue;
-    at::Tensor p = logits.sub_(lse).exp_();  // softmax, in the logits' memory
+    // softmax - onehot in logp's memory; rows without a target contribute nothing.
+    at::Tensor p = logp.exp_();
     p.scatter_(1, target, p.gather(1, target) - 1.0);
-    p.mul_(vc.unsqueeze(1).to(at::kFloat) * inv);
+    const at::Tensor ignored = vc.logical_not().nonzero().squeeze(1);
+    if (ignored.numel() > 0) p.index_fill_(0, ignored, 0.0);
+    // The 1 / count of the mean goes on the (n, hidden) products, not on the block.
     const at::Tensor pc = p.to(cd);
-    g->h.narrow(0, r0, n).copy_(at::mm(pc, wc));
-    if (g->want_w) g->w.add_(at::mm(pc.t(), hc));
-    if (g->want_b) g->b.add_(p.sum(0));
+    at::Tensor gh = g->h.narrow(0, r0, n);
+    if (gh.scalar_type() == cd) at::mm_out(gh, pc, wc);
+    else gh.copy_(at::mm(pc, wc));
+    gh.mul_(inv);
+    if (g->want_w) g->w.add_(at::mm(pc.t(), hc), inv);
+    if (g->want_b) g->b.add_(p.sum(0), inv);
   }
   // No target: NaN, as the mean of at::cross_entropy_loss over no rows.
   return count > 0 ? total.div_(static_cast<double>(count)) : at::full({}, std::numeric_limits<float>::quiet_NaN(), f32);
