@@ -134,36 +134,42 @@ std::string utf8_encode(const std::u32string& s) {
   return out;
 }
 
+bool is_ascii(const std::u32string& s) {
+  return std::all_of(s.begin(), s.end(), [](char32_t c) { return c < 0x80; });
+}
+
+icu::UnicodeString to_icu(const std::u32string& s) {
+  return icu::UnicodeString::fromUTF32(reinterpret_cast<const UChar32*>(s.data()), static_cast<int32_t>(s.size()));
+}
+
+void append_code_points(const icu::UnicodeString& u, std::u32string* out) {
+  for (int32_t i = 0; i < u.length(); i = u.moveIndex32(i, 1)) out->push_back(static_cast<char32_t>(u.char32At(i)));
+}
+
 // Python's str.lower() of one whitespace-free word: ICU's full lowercase mapping in the
 // root locale (special casings such as U+0130 -> "i" U+0307, and final sigma in its
 // context), as Python applies them. ASCII words take a shortcut.
 void lower_append(const std::u32string& w, std::u32string* out) {
-  if (std::all_of(w.begin(), w.end(), [](char32_t c) { return c < 0x80; })) {
+  if (is_ascii(w)) {
     for (char32_t c : w) out->push_back(c >= 'A' && c <= 'Z' ? c + 32 : c);
     return;
   }
-  icu::UnicodeString u = icu::UnicodeString::fromUTF32(reinterpret_cast<const UChar32*>(w.data()),
-                                                       static_cast<int32_t>(w.size()));
-  u.toLower(icu::Locale::getRoot());
-  for (int32_t i = 0; i < u.length(); i = u.moveIndex32(i, 1)) out->push_back(static_cast<char32_t>(u.char32At(i)));
+  icu::UnicodeString u = to_icu(w);
+  append_code_points(u.toLower(icu::Locale::getRoot()), out);
 }
 
 // unicodedata.normalize("NFC", s), through ICU; ASCII is already NFC.
 std::u32string nfc(const std::u32string& s) {
-  if (std::all_of(s.begin(), s.end(), [](char32_t c) { return c < 0x80; })) return s;
+  if (is_ascii(s)) return s;
   UErrorCode status = U_ZERO_ERROR;
   const icu::Normalizer2* n = icu::Normalizer2::getNFCInstance(status);
   M4_CHECK(U_SUCCESS(status), ErrorCode::kInternal, "CLIP tokenizer: ICU's NFC data is unavailable (",
            u_errorName(status), ")");
-  const icu::UnicodeString in =
-      icu::UnicodeString::fromUTF32(reinterpret_cast<const UChar32*>(s.data()), static_cast<int32_t>(s.size()));
-  const icu::UnicodeString composed = n->normalize(in, status);
+  const icu::UnicodeString composed = n->normalize(to_icu(s), status);
   M4_CHECK(U_SUCCESS(status), ErrorCode::kInternal, "CLIP tokenizer: NFC normalisation failed (", u_errorName(status),
            ")");
   std::u32string out;
-  out.reserve(static_cast<size_t>(composed.length()));
-  for (int32_t i = 0; i < composed.length(); i = composed.moveIndex32(i, 1))
-    out.push_back(static_cast<char32_t>(composed.char32At(i)));
+  append_code_points(composed, &out);
   return out;
 }
 

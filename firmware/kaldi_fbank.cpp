@@ -55,8 +55,8 @@ at::Tensor kaldi_mel_banks(int64_t num_bins, int64_t padded_window, double sampl
 }
 
 at::Tensor kaldi_fbank(const at::Tensor& waveform, const KaldiFbankOptions& o) {
-  M4_CHECK(waveform.defined() && waveform.dim() == 1, ErrorCode::kInvalidArgument,
-           "fbank: the waveform must be one channel of samples, found shape ",
+  M4_CHECK(waveform.defined() && (waveform.dim() == 1 || waveform.dim() == 2), ErrorCode::kInvalidArgument,
+           "fbank: the waveform must be (samples) or (batch, samples), found shape ",
            waveform.defined() ? shape_str(waveform.sizes()) : "none");
   M4_CHECK(waveform.scalar_type() == at::kFloat, ErrorCode::kInvalidArgument, "fbank: the waveform must be F32, found ",
            c10::toString(waveform.scalar_type()));
@@ -70,28 +70,28 @@ at::Tensor kaldi_fbank(const at::Tensor& waveform, const KaldiFbankOptions& o) {
   M4_CHECK(window >= 2 && shift >= 1, ErrorCode::kInvalidArgument, "fbank: a ", o.frame_length_ms, " ms window and ",
            o.frame_shift_ms, " ms shift at ", o.sample_rate, " Hz are ", window, " and ", shift,
            " samples (at least 2 and 1 needed)");
-  const int64_t n = waveform.size(0);
+  const int64_t n = waveform.size(-1);
   M4_CHECK(n >= window, ErrorCode::kInvalidArgument, "fbank: ", n, " samples are fewer than one ", o.frame_length_ms,
            " ms frame (", window, " samples at ", o.sample_rate, " Hz)");
   const int64_t padded = next_power_of_two(window);
 
-  // frames: (m, window), a view of whole windows `shift` apart.
-  at::Tensor frames = waveform.contiguous().unfold(0, window, shift);
-  if (o.remove_dc_offset) frames = frames - frames.mean(1, /*keepdim=*/true);
+  // frames: ([B,] m, window), a view of whole windows `shift` apart.
+  at::Tensor frames = waveform.contiguous().unfold(-1, window, shift);
+  if (o.remove_dc_offset) frames = frames - frames.mean(-1, /*keepdim=*/true);
   if (o.preemphasis != 0.0) {
     // Each sample minus p times its predecessor; the first sample is its own predecessor.
-    const at::Tensor previous = at::cat({frames.narrow(1, 0, 1), frames.narrow(1, 0, window - 1)}, 1);
+    const at::Tensor previous = at::cat({frames.narrow(-1, 0, 1), frames.narrow(-1, 0, window - 1)}, -1);
     frames = frames - previous * o.preemphasis;
   }
   at::Tensor w = at::hann_window(window, /*periodic=*/false, at::TensorOptions().dtype(at::kFloat));
   if (o.window == KaldiWindow::kPovey) w = w.pow(0.85);
-  frames = frames * w.unsqueeze(0);
-  if (padded != window) frames = at::constant_pad_nd(frames, {0, padded - window}, 0.0);  // (m, padded)
+  frames = frames * w;
+  if (padded != window) frames = at::constant_pad_nd(frames, {0, padded - window}, 0.0);  // ([B,] m, padded)
 
-  // (m, padded / 2 + 1) power spectrum -> (m, num_mel_bins) mel energies -> log, floored at f32 epsilon.
+  // ([B,] m, padded / 2 + 1) power spectrum -> ([B,] m, num_mel_bins) mel energies -> log, floored at f32 epsilon.
   const at::Tensor power = at::fft_rfft(frames).abs().pow(2.0);
   const at::Tensor banks = kaldi_mel_banks(o.num_mel_bins, padded, o.sample_rate, o.low_freq, o.high_freq);
-  const at::Tensor energies = at::mm(power, banks.t());
+  const at::Tensor energies = at::matmul(power, banks.t());
   return at::clamp_min(energies, std::numeric_limits<float>::epsilon()).log();
 }
 
@@ -110,12 +110,10 @@ at::Tensor ast_fbank_features(const at::Tensor& audio, const AstFeatureOptions& 
   k.sample_rate = static_cast<double>(o.sampling_rate);
   k.num_mel_bins = o.num_mel_bins;
   k.window = KaldiWindow::kHanning;
+  const at::Tensor fbank = kaldi_fbank(batch.cpu(), k);  // (B, frames, mel), every row its own clip
   at::Tensor out = at::zeros({batch.size(0), o.max_length, o.num_mel_bins}, at::kFloat);
-  for (int64_t b = 0; b < batch.size(0); ++b) {
-    const at::Tensor fbank = kaldi_fbank(batch[b].cpu(), k);  // (frames, mel)
-    const int64_t keep = std::min(fbank.size(0), o.max_length);
-    out[b].narrow(0, 0, keep).copy_(fbank.narrow(0, 0, keep));
-  }
+  const int64_t keep = std::min(fbank.size(1), o.max_length);
+  out.narrow(1, 0, keep).copy_(fbank.narrow(1, 0, keep));
   // As HF: the mean as an f32 scalar, 2 x std in double then f32; padded rows are normalised too.
   if (o.do_normalize) out = (out - static_cast<float>(o.mean)) / static_cast<float>(o.std * 2.0);
   return out.to(audio.device());

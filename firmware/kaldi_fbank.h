@@ -25,8 +25,9 @@ struct KaldiFbankOptions {
   KaldiWindow window = KaldiWindow::kPovey;  // Kaldi's default; HF's AST uses kHanning
 };
 
-// One waveform (samples), f32 in the scale it was given (HF feeds [-1, 1]) -> (frames,
-// num_mel_bins) f32 natural-log mel energies. Frames are whole windows only (Kaldi's
+// One waveform (samples), or a batch of equal-length ones (batch, samples), f32 in the
+// scale it was given (HF feeds [-1, 1]) -> ([batch,] frames, num_mel_bins) f32 natural-log
+// mel energies, each row computed alone. Frames are whole windows only (Kaldi's
 // snip_edges): 1 + (samples - window) / shift of them; each is DC-removed, pre-emphasised,
 // windowed, zero-padded to the next power of two, and its power spectrum is weighted by
 // triangular filters equally spaced on Kaldi's mel scale (1127 ln(1 + f / 700)) between

@@ -122,7 +122,7 @@ TEST(KaldiFbank, MelFiltersAreTrianglesOnKaldisMelScale) {
 TEST(KaldiFbank, BadInputsGiveOneLineErrors) {
   KaldiFbankOptions o;
   expect_error([&] { kaldi_fbank(at::zeros({300}), o); }, {"300 samples are fewer than one 25 ms frame", "400 samples"});
-  expect_error([&] { kaldi_fbank(at::zeros({2, 800}), o); }, {"one channel of samples", "[2, 800]"});
+  expect_error([&] { kaldi_fbank(at::zeros({1, 2, 800}), o); }, {"(samples) or (batch, samples)", "[1, 2, 800]"});
   expect_error([&] { kaldi_fbank(at::zeros({800}, at::kInt), o); }, {"must be F32"});
   expect_error([&] { kaldi_mel_banks(3, 512, 16000, 20, 0); }, {"at least 4 mel bins"});
   expect_error([&] { kaldi_mel_banks(23, 512, 16000, 20, 9000); }, {"mel range 20..9000 Hz"});
