@@ -8,7 +8,6 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -195,16 +194,11 @@ int main(int argc, char** argv) {
     const double flops_per_token = 2.0 * static_cast<double>(params - embed - c.hidden_size);
     for (int threads : a.threads) {
       auto rt = m4::configure_cpu_runtime(threads);
-      if (rt.torch_threads != threads || (rt.blas_threads != -1 && rt.blas_threads != threads)) {
-        std::fprintf(stderr, "warning: asked for %d threads, got torch %d, blas %d\n", threads, rt.torch_threads,
-                     rt.blas_threads);
-      }
-      if (a.torch_threads > 0) at::set_num_threads(a.torch_threads);
-      if (a.blas_threads > 0) {
-        using SetFn = void (*)(int);
-        if (auto set = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(a.blas_threads);
-      }
+      std::printf("(threads %d: the policy gives ATen %d, BLAS %d; f32 GEMMs in %s)\n", threads, rt.torch_threads,
+                  rt.blas_threads, rt.f32_gemm.c_str());
       if (a.torch_threads > 0 || a.blas_threads > 0) {
+        m4::apply_thread_split({a.torch_threads > 0 ? a.torch_threads : rt.torch_threads,
+                                a.blas_threads > 0 ? a.blas_threads : std::max(1, rt.blas_threads)});
         rt = m4::cpu_runtime();
         std::printf("(threads %d: overridden to torch %d, blas %d)\n", threads, rt.torch_threads, rt.blas_threads);
       }

@@ -3,7 +3,10 @@
 // linears forward and input-gradient, attention's four batched products
 // forward and backward, the LM head forward and input-gradient), each timed
 // alone on ATen with m4forge's thread policy; their sum is the fastest that
-// step could be if everything else were free. Prints the step's FLOP
+// step could be if everything else were free. f32 products are timed twice:
+// in the BLAS (through ATen, with the thread split f32 GEMMs in the BLAS get)
+// and in oneDNN (m4::gemm, core/onednn_gemm.h, with its split), and the
+// ceiling takes the faster of the two for each product. Prints the step's FLOP
 // accounting, the GEMM-only step time, and the ceiling in GFLOP/s and
 // tokens/s; bench/hf_side_by_side.sh divides measured training throughput by it.
 // Default shape: issue 18's (hidden 512, 8 layers, 8 heads, intermediate 1376,
@@ -19,6 +22,7 @@
 
 #include "bench/lora_step_args.h"
 #include "core/cpu_runtime.h"
+#include "core/onednn_gemm.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -56,14 +60,17 @@ struct Gemm {
   double flops() const { return 2.0 * static_cast<double>(batch * m * k * n * count); }
 };
 
-double median_seconds(const Gemm& g, at::ScalarType dt, int iters) {
+enum class Library { kAten, kOneDnn };
+
+double median_seconds(const Gemm& g, at::ScalarType dt, int iters, Library lib) {
   const auto opt = at::TensorOptions().dtype(dt);
   const at::Tensor a = at::randn({g.batch, g.m, g.k}).to(opt), b = at::randn({g.batch, g.k, g.n}).to(opt);
   at::Tensor c = at::empty({g.batch, g.m, g.n}, opt);
   at::Tensor c0 = c[0];
   const at::Tensor a0 = a[0], b0 = b[0];
   auto once = [&] {
-    if (g.batch == 1) at::mm_out(c0, a0, b0);
+    if (lib == Library::kOneDnn) m4::gemm_out(g.batch == 1 ? c0 : c, g.batch == 1 ? a0 : a, g.batch == 1 ? b0 : b);
+    else if (g.batch == 1) at::mm_out(c0, a0, b0);
     else at::bmm_out(c, a, b);
   };
   once();
@@ -104,23 +111,56 @@ int main(int argc, char** argv) {
       {"lm_head forward", 1, n, d, a.vocab, 1},
       {"lm_head input grad", 1, n, a.vocab, d, 1},
   };
+  // f32: the BLAS with the split it gets when f32 GEMMs run there (ATen 1 thread, unless
+  // OpenMP-built or passive), and oneDNN with its own; bf16 runs in oneDNN through ATen.
+  const bool f32 = dt == at::kFloat, both = f32 && m4::onednn_f32_gemm();
+  const int threads = rt.torch_threads > 0 && rt.blas_threads > 0 ? std::max(rt.torch_threads, rt.blas_threads) : a.threads;
+  const m4::ThreadFacts facts{rt.blas_threading == "openmp", rt.omp_wait == "passive", false};
+  const m4::ThreadSplit blas_split = m4::thread_split(threads, m4::MathKernels::kF32, facts);
   std::printf("gemm_ceiling_bench: %s, tokens/step %lld; cpu: %s\n", a.dtype.c_str(), static_cast<long long>(n),
               m4::describe(rt).c_str());
-  double flops = 0, secs = 0;
-  for (const Gemm& g : gemms) {
-    const double s = median_seconds(g, dt, a.iters) * static_cast<double>(g.count);
+  if (both) {
+    std::printf("  f32 products timed in the BLAS (%d ATen, %d BLAS threads) and in %s; the ceiling takes the faster\n",
+                blas_split.aten, blas_split.blas, m4::f32_gemm_description().c_str());
+  }
+  // One library at a time, oneDNN first: OpenBLAS's pthreads spin for a while after their
+  // last GEMM, and would slow whatever ran next on the same cores.
+  std::vector<double> t_onednn(gemms.size()), t_blas(gemms.size());
+  if (both) {
+    m4::configure_cpu_runtime(threads, m4::MathKernels::kF32);
+    for (size_t i = 0; i < gemms.size(); ++i) {
+      t_onednn[i] = median_seconds(gemms[i], dt, a.iters, Library::kOneDnn) * static_cast<double>(gemms[i].count);
+    }
+    m4::apply_thread_split(blas_split);
+  }
+  for (size_t i = 0; i < gemms.size(); ++i) {
+    t_blas[i] = median_seconds(gemms[i], dt, a.iters, Library::kAten) * static_cast<double>(gemms[i].count);
+  }
+  double flops = 0, secs = 0, blas_secs = 0, onednn_secs = 0;
+  for (size_t i = 0; i < gemms.size(); ++i) {
+    const Gemm& g = gemms[i];
+    const double s_blas = t_blas[i], s_onednn = t_onednn[i];
+    const double s = both ? std::min(s_blas, s_onednn) : s_blas;
     flops += g.flops();
     secs += s;
-    std::printf("  %-34s %4lld x (%lld x %lld x %lld x %lld)  %8.2f GFLOP  %7.1f GFLOP/s\n", g.what.c_str(),
+    blas_secs += s_blas;
+    onednn_secs += s_onednn;
+    std::printf("  %-34s %4lld x (%lld x %lld x %lld x %lld)  %8.2f GFLOP  %7.1f GFLOP/s", g.what.c_str(),
                 static_cast<long long>(g.count), static_cast<long long>(g.batch), static_cast<long long>(g.m),
                 static_cast<long long>(g.k), static_cast<long long>(g.n), g.flops() / 1e9, g.flops() / s / 1e9);
+    if (both) std::printf("  (BLAS %7.1f, oneDNN %7.1f)", g.flops() / s_blas / 1e9, g.flops() / s_onednn / 1e9);
+    std::printf("\n");
+  }
+  if (both) {
+    std::printf("GEMMs alone: BLAS %.3f s (%.1f GFLOP/s), oneDNN %.3f s (%.1f GFLOP/s)\n", blas_secs,
+                flops / blas_secs / 1e9, onednn_secs, flops / onednn_secs / 1e9);
   }
   std::printf("step: %.2f GFLOP (%.1f MFLOP/token), GEMMs alone %.3f s: ceiling %.1f GFLOP/s = %.0f tokens/s\n",
               flops / 1e9, flops / static_cast<double>(n) / 1e6, secs, flops / secs / 1e9,
               static_cast<double>(n) / secs);
   std::printf("{\"dtype\": \"%s\", \"threads\": %d, \"step_gflop\": %.4f, \"flop_per_token\": %.0f, \"gemm_s\": %.5f, "
-              "\"ceiling_gflops\": %.2f, \"ceiling_tokens_per_s\": %.1f}\n",
+              "\"ceiling_gflops\": %.2f, \"ceiling_tokens_per_s\": %.1f, \"blas_gflops\": %.2f, \"onednn_gflops\": %.2f}\n",
               a.dtype.c_str(), a.threads, flops / 1e9, flops / static_cast<double>(n), secs, flops / secs / 1e9,
-              static_cast<double>(n) / secs);
+              static_cast<double>(n) / secs, flops / blas_secs / 1e9, both ? flops / onednn_secs / 1e9 : 0.0);
   return 0;
 }

@@ -309,12 +309,15 @@ CXX_FLAGS=()
 [ ! -d "$FIRST" ] || CXX_FLAGS=(-DCMAKE_CXX_FLAGS="-I$FIRST")
 # shellcheck source=/dev/null
 . "$BUILD/cuda-env.sh"
+# M4FORGE_ONEDNN=OFF: the wheel's LibTorch carries its own oneDNN inside it (and MKL for f32
+# CPU GEMMs); a system libdnnl beside it would be a second copy. Training steps run on the GPU.
 say "configuring $BUILD (CUDA architectures $CUDA_ARCHS, TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST)"
 cmake -S "$SRC" -B "$BUILD" "${GEN[@]}" -C "$BUILD/cuda-prefix.cmake" \
   -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$P/usr" \
   -DCMAKE_CXX_COMPILER="$(command -v "$CXX")" \
   -DM4FORGE_CUDA=ON \
+  -DM4FORGE_ONEDNN=OFF \
   -DCMAKE_CUDA_COMPILER="$NVCC" -DCUDAToolkit_ROOT="$CUDA_ROOT" -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_ROOT" \
   -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCHS" -DTORCH_CUDA_ARCH_LIST="$TORCH_CUDA_ARCH_LIST" \
   "${CXX_FLAGS[@]}" "${EXTRA_CMAKE[@]}"

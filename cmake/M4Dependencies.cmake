@@ -35,6 +35,26 @@ endif()
 message(STATUS "m4forge: CUDA code ${M4_WITH_CUDA} (LibTorch ${Torch_DIR}, CUDA: ${M4_TORCH_HAS_CUDA})")
 add_library(m4::torch ALIAS m4_torch)
 
+# M4FORGE_ONEDNN (AUTO, ON, OFF): f32 GEMMs in oneDNN (core/onednn_gemm.h), the
+# library Debian's LibTorch already loads for bf16 (libdnnl-dev). AUTO: when
+# its headers and library are found; without it f32 GEMMs stay in the BLAS.
+set(M4FORGE_ONEDNN AUTO CACHE STRING "f32 GEMMs in oneDNN: AUTO, ON or OFF")
+set(M4_WITH_ONEDNN OFF)
+if(NOT M4FORGE_ONEDNN STREQUAL "OFF")
+  find_path(M4_DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp)
+  find_library(M4_DNNL_LIBRARY dnnl)
+  if(M4_DNNL_INCLUDE_DIR AND M4_DNNL_LIBRARY)
+    set(M4_WITH_ONEDNN ON)
+    add_library(m4_onednn INTERFACE)
+    target_include_directories(m4_onednn SYSTEM INTERFACE ${M4_DNNL_INCLUDE_DIR})
+    target_link_libraries(m4_onednn INTERFACE ${M4_DNNL_LIBRARY})
+    add_library(m4::onednn ALIAS m4_onednn)
+  elseif(M4FORGE_ONEDNN STREQUAL "ON")
+    message(FATAL_ERROR "M4FORGE_ONEDNN=ON, but oneDNN (oneapi/dnnl/dnnl.hpp, libdnnl) was not found: apt-get install libdnnl-dev")
+  endif()
+endif()
+message(STATUS "m4forge: f32 GEMMs in oneDNN ${M4_WITH_ONEDNN} (${M4_DNNL_LIBRARY})")
+
 find_library(M4_SENTENCEPIECE_TRAIN sentencepiece_train REQUIRED)
 add_library(m4_sentencepiece INTERFACE)
 target_link_libraries(m4_sentencepiece INTERFACE PkgConfig::SENTENCEPIECE ${M4_SENTENCEPIECE_TRAIN})

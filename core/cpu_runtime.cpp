@@ -20,6 +20,8 @@
 #include <limits>
 #include <thread>
 
+#include "core/onednn_gemm.h"
+
 namespace m4 {
 namespace {
 
@@ -128,6 +130,7 @@ CpuRuntime cpu_runtime() {
   r.blas_kind = kind_of(r.blas);
   if (r.blas.empty()) r.blas = "none loaded";
   r.torch_threads = at::get_num_threads();
+  r.f32_gemm = f32_gemm_description();
   using GetFn = int (*)();
   if (auto get = reinterpret_cast<GetFn>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) {
     r.blas_threads = get();
@@ -135,8 +138,23 @@ CpuRuntime cpu_runtime() {
   return r;
 }
 
-int aten_threads(int threads, MathKernels kernels, bool blas_on_openmp, bool passive_wait) {
-  return blas_on_openmp || passive_wait || kernels == MathKernels::kBf16 ? threads : 1;
+namespace {
+using SetThreadsFn = void (*)(int);
+// OpenBLAS's thread setter, or null when the BLAS loaded is not OpenBLAS.
+SetThreadsFn openblas_thread_setter() {
+  return reinterpret_cast<SetThreadsFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+}
+}  // namespace
+
+ThreadSplit thread_split(int threads, MathKernels kernels, const ThreadFacts& f) {
+  ThreadSplit split{threads, threads};
+  if (kernels != MathKernels::kF32 || f.blas_on_openmp) return split;
+  if (f.f32_gemm_in_onednn) {
+    split.blas = 1;  // what is left in the BLAS is small; idle pthreads would spin beside the GEMMs
+  } else if (!f.passive_wait) {
+    split.aten = 1;
+  }
+  return split;
 }
 
 CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels) {
@@ -144,16 +162,19 @@ CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels) {
   // is set, so "default" means every core, explicitly.
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   g_threads.store(threads);
-  using SetFn = void (*)(int);
-  auto set_blas = reinterpret_cast<SetFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (set_blas != nullptr) {
-    set_blas(threads);
-    at::set_num_threads(aten_threads(threads, kernels, openblas_threading() == "openmp", omp_wait_policy() == "passive"));
+  if (openblas_thread_setter() != nullptr) {
+    const ThreadFacts facts{openblas_threading() == "openmp", omp_wait_policy() == "passive", onednn_f32_gemm()};
+    apply_thread_split(thread_split(threads, kernels, facts));
   } else {
     at::set_num_threads(threads);
   }
   keep_freed_memory();
   return cpu_runtime();
+}
+
+void apply_thread_split(const ThreadSplit& split) {
+  if (auto set_blas = openblas_thread_setter()) set_blas(split.blas);
+  at::set_num_threads(split.aten);
 }
 
 CpuRuntime configure_cpu_runtime_for(MathKernels kernels) { return configure_cpu_runtime(g_threads.load(), kernels); }
@@ -163,7 +184,7 @@ std::string describe(const CpuRuntime& rt) {
                   (rt.blas_threading.empty() ? "" : ", " + rt.blas_threading) + "), " + std::to_string(rt.torch_threads) +
                   " ATen threads";
   if (rt.blas_threads >= 0) s += ", " + std::to_string(rt.blas_threads) + " OpenBLAS threads";
-  return s + ", OpenMP wait " + rt.omp_wait;
+  return s + ", OpenMP wait " + rt.omp_wait + "; f32 GEMMs in " + rt.f32_gemm;
 }
 
 void keep_freed_memory() {

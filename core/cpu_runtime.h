@@ -15,6 +15,7 @@ struct CpuRuntime {
   std::string omp_wait;    // OMP_WAIT_POLICY as libgomp read it: "passive", "active", "unset"
   std::string blas_core;   // OpenBLAS's kernel set ("SkylakeX", "Haswell", ...), "" if not OpenBLAS
   std::string blas_threading;  // how OpenBLAS was built: "pthreads", "openmp", "sequential"; "" if not OpenBLAS
+  std::string f32_gemm;        // where f32 GEMMs run: f32_gemm_description() (core/onednn_gemm.h)
 };
 
 // OpenBLAS picks its kernels when it loads, from the CPU model; a model newer
@@ -38,25 +39,39 @@ std::string better_blas_core(const std::string& detected, const CpuFeatures& cpu
 std::string blas_core_note();
 
 // The kernels a process's heavy math runs in, which decide its thread policy:
-// f32 GEMMs run in OpenBLAS on its own pthreads; bf16 GEMMs in oneDNN on
-// ATen's OpenMP threads.
+// bf16 GEMMs run in oneDNN on ATen's OpenMP threads; f32 GEMMs too when
+// m4forge is built with oneDNN (core/onednn_gemm.h), else in OpenBLAS on its
+// own pthreads.
 enum class MathKernels { kF32, kBf16 };
 
-// The thread policy: `threads` cores (<= 0: every core) for OpenBLAS, and for
-// ATen's OpenMP
-//   - f32: one thread, because after every parallel region OpenMP's threads
-//     spin-wait on the cores OpenBLAS's threads need (bench/README.md: ATen 2
-//     + OpenBLAS 2 ran a forward at 440 tokens/s, ATen 1 + OpenBLAS 2 at 720);
-//   - bf16: `threads`, since the GEMMs run on them;
-//   - either, under OMP_WAIT_POLICY=passive (no spinning): `threads`;
-//   - either, with an OpenBLAS built on OpenMP (Debian's libopenblas0-openmp):
-//     `threads`, since its GEMMs run on ATen's own OpenMP threads (one ATen
-//     thread would leave it one thread too).
+// The thread policy: `threads` cores (<= 0: every core) for ATen's OpenMP and
+// for OpenBLAS, except for f32 with a pthreads OpenBLAS:
+//   - with f32 GEMMs in oneDNN: OpenBLAS gets one thread. What is left in it
+//     (LoRA's rank-r products) is small, and its idle pthreads spin-wait
+//     (sched_yield) on the cores the GEMMs and elementwise ops need: on 2 cores
+//     a LoRA step ran at 463-472 tokens/s with 2 OpenBLAS threads and 704-749
+//     with 1 (bench/README.md);
+//   - with f32 GEMMs in OpenBLAS: ATen gets one thread, because after every
+//     parallel region OpenMP's threads spin-wait on the cores OpenBLAS's threads
+//     need (ATen 2 + OpenBLAS 2 ran a forward at 440 tokens/s, ATen 1 +
+//     OpenBLAS 2 at 720), unless OMP_WAIT_POLICY=passive (no spinning).
+// An OpenBLAS built on OpenMP (Debian's libopenblas0-openmp) runs on ATen's own
+// threads, so both get `threads` (one ATen thread would leave it one too).
 // libgomp reads OMP_WAIT_POLICY once, before main, so a program cannot set it
 // for itself. Returns what is in effect afterwards.
 CpuRuntime configure_cpu_runtime(int threads, MathKernels kernels = MathKernels::kF32);
-// The policy's ATen thread count (above), for OpenBLAS only.
-int aten_threads(int threads, MathKernels kernels, bool blas_on_openmp, bool passive_wait);
+// The policy's split (above), for OpenBLAS only.
+struct ThreadFacts {
+  bool blas_on_openmp = false, passive_wait = false, f32_gemm_in_onednn = false;
+};
+struct ThreadSplit {
+  int aten = 1, blas = 1;
+};
+ThreadSplit thread_split(int threads, MathKernels kernels, const ThreadFacts& facts);
+// Sets a split as it is (OpenBLAS's part only when OpenBLAS is loaded), for
+// benches that time one library under another's split; programs call
+// configure_cpu_runtime, which chooses it.
+void apply_thread_split(const ThreadSplit& split);
 // The same thread count as the last configure_cpu_runtime, for `kernels`
 // (train.precision bf16 once the task config is read; f32 for its evaluations).
 CpuRuntime configure_cpu_runtime_for(MathKernels kernels);

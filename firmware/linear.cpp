@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/autocast.h"
+#include "core/onednn_gemm.h"
 
 namespace m4 {
 
@@ -47,14 +48,27 @@ QuantizedWeight row_block(const QuantizedWeight& q, int64_t r0, int64_t n) {
   return {q.data.narrow(0, r0, n), q.scale.narrow(0, r0, n)};
 }
 
+// x (..., in) W^T -> (..., out) for a frozen W: in oneDNN where it takes the
+// product (f32 on the CPU, core/onednn_gemm.h), else at::linear without bias.
+// The result is never a view (FrozenLinearFunction's output gets the bias in place).
+at::Tensor frozen_product(const at::Tensor& x, const at::Tensor& w) {
+  const at::Tensor rows = x.reshape({-1, w.size(1)}), wt = w.t();
+  if (!gemm_in_onednn(rows, wt)) return at::linear(x, w);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = w.size(0);
+  at::Tensor y = at::empty(shape, x.options());
+  gemm_out(y.view({-1, w.size(0)}), rows, wt);
+  return y;
+}
+
 // x (..., in) W^T -> (..., out), W dequantized to `dt` a block of rows at a time.
 at::Tensor quantized_linear(const at::Tensor& x, const QuantizedWeight& q, at::ScalarType dt) {
   const int64_t out = q.out_features(), block = rows_per_block(q);
   const at::Tensor xd = x.to(dt);
-  if (block >= out) return at::linear(xd, q.dequantize(dt));
+  if (block >= out) return frozen_product(xd, q.dequantize(dt));
   std::vector<at::Tensor> parts;
   for (int64_t r0 = 0; r0 < out; r0 += block) {
-    parts.push_back(at::linear(xd, row_block(q, r0, std::min(block, out - r0)).dequantize(dt)));
+    parts.push_back(frozen_product(xd, row_block(q, r0, std::min(block, out - r0)).dequantize(dt)));
   }
   return at::cat(parts, -1);
 }
@@ -65,11 +79,11 @@ at::Tensor quantized_linear_backward(const at::Tensor& g, const QuantizedWeight&
   const at::Tensor g2 = g.to(dt).reshape({-1, out});
   std::vector<int64_t> shape = g.sizes().vec();
   shape.back() = in;
-  if (block >= out) return at::mm(g2, q.dequantize(dt)).view(shape);
+  if (block >= out) return gemm(g2, q.dequantize(dt)).view(shape);
   at::Tensor gx = at::zeros({g2.size(0), in}, g2.options());
   for (int64_t r0 = 0; r0 < out; r0 += block) {
     const int64_t n = std::min(block, out - r0);
-    gx.addmm_(g2.narrow(1, r0, n), row_block(q, r0, n).dequantize(dt));
+    gemm_out(gx, g2.narrow(1, r0, n), row_block(q, r0, n).dequantize(dt), /*accumulate=*/true);
   }
   return gx.view(shape);
 }
@@ -98,6 +112,29 @@ struct QuantizedLinearFunction : public torch::autograd::Function<QuantizedLinea
   }
 };
 
+// y = x W^T for a frozen dense W; x's gradient g W, through gemm() too.
+struct FrozenLinearFunction : public torch::autograd::Function<FrozenLinearFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+    ctx->save_for_backward({w});
+    return frozen_product(x, w);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const at::Tensor w = ctx->get_saved_variables()[0];
+    std::vector<int64_t> shape = grads[0].sizes().vec();
+    shape.back() = w.size(1);
+    return {gemm(grads[0].reshape({-1, w.size(0)}), w).view(shape), at::Tensor()};
+  }
+};
+
+// Whether x W^T (+ b) runs through FrozenLinearFunction: f32 GEMMs in oneDNN,
+// f32 CPU x and W (no autocast), and W and b frozen.
+bool frozen_f32(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return onednn_f32_gemm() && x.is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+         !w.requires_grad() && (!b.defined() || !b.requires_grad()) && x.dim() >= 1 && x.numel() > 0 &&
+         !autocast_bf16(x);
+}
+
 }  // namespace
 
 at::Tensor LinearImpl::effective_weight(const at::Tensor& x) const {
@@ -120,8 +157,11 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
             ? QuantizedLinearFunction::apply(x, quantized->data, quantized->scale, static_cast<int64_t>(dt))
             : quantized_linear(x, *quantized, dt);
     if (bias.defined()) y = y + bias.to(y.scalar_type());
+  } else if (const at::Tensor& w = effective_weight(x); frozen_f32(x, w, bias)) {
+    y = at::GradMode::is_enabled() && x.requires_grad() ? FrozenLinearFunction::apply(x, w) : frozen_product(x, w);
+    if (bias.defined()) y.add_(bias);
   } else {
-    y = at::linear(x, effective_weight(x), bias);
+    y = at::linear(x, w, bias);
   }
   if (adapter && !merged_weight.defined()) y = y + adapter->delta(x);
   return y;

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/onednn_gemm.h"
 #include "firmware/transformer_encoder.h"
 #include "firmware/weight_set.h"
 
@@ -87,10 +88,11 @@ at::Tensor LlamaAttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
     // Grouped-query attention without materialising repeated keys: head h uses
     // kv head h / rep, so fold the rep heads into the query length.
     at::Tensor qg = q.reshape({B, kv_heads, rep * T, D});
-    at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));
+    // differentiable_gemm: in oneDNN for f32 (core/onednn_gemm.h).
+    at::Tensor scores = differentiable_gemm(qg, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));
     scores = scores.view({B, kv_heads, rep, T, S}) + mask.unsqueeze(1);  // mask: (B,1,1,T,S)
     at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-    out = at::matmul(probs.view({B, kv_heads, rep * T, S}), v).view({B, heads, T, D});
+    out = differentiable_gemm(probs.view({B, kv_heads, rep * T, S}), v).view({B, heads, T, D});
   }
   return o_proj(out.transpose(1, 2).reshape({B, T, heads * D}));
 }

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/onednn_gemm.h"
 #include "core/safetensors.h"
 #include "firmware/quantized_weight.h"
 #include "firmware/weight_set.h"
@@ -87,10 +88,11 @@ at::Tensor EncoderAttentionImpl::forward(const at::Tensor& x, const at::Tensor& 
     v = at::cat({pv.to(v.scalar_type()).unsqueeze(0).expand({B, heads, P, D}), v}, 2);
     if (m.defined()) m = at::constant_pad_nd(m, {P, 0}, 0);  // prefix columns: always visible
   }
-  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));
+  // differentiable_gemm: in oneDNN for f32 (core/onednn_gemm.h).
+  at::Tensor scores = differentiable_gemm(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));
   if (m.defined()) scores = scores + m;
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  return out_proj(at::matmul(probs, v).transpose(1, 2).reshape({B, T, C}));
+  return out_proj(differentiable_gemm(probs, v).transpose(1, 2).reshape({B, T, C}));
 }
 
 EncoderMLPImpl::EncoderMLPImpl(Linear f1, Linear f2, Activation a)

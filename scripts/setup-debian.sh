@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git
-  libtorch-dev libgloo-dev
+  libtorch-dev libgloo-dev libdnnl-dev
   libopenblas0-pthread libopenblas0-openmp
   libspdlog-dev libcxxopts-dev nlohmann-json3-dev
   libgtest-dev libssl-dev

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/onednn_gemm.h"
 #include "firmware/linear.h"
 
 namespace m4 {
@@ -51,7 +52,8 @@ at::Tensor chunked_loss(const at::Tensor& h, const at::Tensor& w, const at::Tens
     const at::Tensor hc = h.narrow(0, r0, n).to(cd);
     const at::Tensor vc = valid.narrow(0, r0, n);
     const at::Tensor target = t.narrow(0, r0, n).masked_fill(vc.logical_not(), 0).unsqueeze(1);
-    const at::Tensor logits = (bc.defined() ? at::addmm(bc, hc, wc.t()) : at::mm(hc, wc.t())).to(at::kFloat);
+    // gemm: in oneDNN for f32 (core/onednn_gemm.h).
+    const at::Tensor logits = (bc.defined() ? at::addmm(bc, hc, wc.t()) : gemm(hc, wc.t())).to(at::kFloat);
     // One fused, vectorised pass per row (max, sum of exp, write), where logsumexp and
     // the subtractions took several over the (n, vocab) block (issue 18).
     at::Tensor logp = at::_log_softmax(logits, 1, /*half_to_float=*/false);  // (n, V)
@@ -65,10 +67,10 @@ at::Tensor chunked_loss(const at::Tensor& h, const at::Tensor& w, const at::Tens
     // The 1 / count of the mean goes on the (n, hidden) products, not on the block.
     const at::Tensor pc = p.to(cd);
     at::Tensor gh = g->h.narrow(0, r0, n);
-    if (gh.scalar_type() == cd) at::mm_out(gh, pc, wc);
-    else gh.copy_(at::mm(pc, wc));
+    if (gh.scalar_type() == cd) gemm_out(gh, pc, wc);
+    else gh.copy_(gemm(pc, wc));
     gh.mul_(inv);
-    if (g->want_w) g->w.add_(at::mm(pc.t(), hc), inv);
+    if (g->want_w) g->w.add_(gemm(pc.t(), hc), inv);
     if (g->want_b) g->b.add_(p.sum(0), inv);
   }
   // No target: NaN, as the mean of at::cross_entropy_loss over no rows.

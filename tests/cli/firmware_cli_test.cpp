@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -415,6 +416,29 @@ TEST_F(FirmwareCli, PathsRunOnTheDemoLoadingOnlyTheirModules) {
   expect_one_line_error(m4({"path", "--firmware", fw, "--path", "2", "--module", "imu_enc", "--input", px.string(),
                             "--labels", "a,b"}),
                         {px.string(), "unexpected input 'pixels'"});
+}
+
+TEST_F(FirmwareCli, F32GemmsRunWhereTheEnvironmentSaysAndABadValueIsOneLine) {
+  auto run = [&](const std::string& value, const std::string& name) {
+    const std::filesystem::path e = tmp_ / (name + ".err");
+    const std::string cmd = "M4FORGE_F32_GEMM=" + value + " " + test::quote(test::cli_path()) +
+                            " firmware init-demo --threads 2 --out " + test::quote((tmp_ / name).string()) +
+                            " >/dev/null 2>" + test::quote(e.string());
+    const int rc = std::system(cmd.c_str());
+    return std::make_pair(rc, slurp(e));
+  };
+  const auto [bad_rc, bad] = run("mkl", "bad");
+  EXPECT_NE(bad_rc, 0);
+  EXPECT_NE(bad.find("M4FORGE_F32_GEMM=mkl: expected \"onednn\" or \"blas\""), std::string::npos) << bad;
+  EXPECT_EQ(std::count(bad.begin(), bad.end(), '\n'), 1) << bad;
+  EXPECT_FALSE(std::filesystem::exists(tmp_ / "bad" / "firmware.json"));
+  // The BLAS on request: the f32 split gives OpenBLAS the threads, and the log says where GEMMs run.
+  const auto [blas_rc, blas] = run("blas", "blas");
+  ASSERT_EQ(blas_rc, 0) << blas;
+  EXPECT_NE(blas.find("f32 GEMMs in BLAS (M4FORGE_F32_GEMM=blas)"), std::string::npos) << blas;
+  if (blas.find("(openblas") != std::string::npos && blas.find(", pthreads)") != std::string::npos) {
+    EXPECT_NE(blas.find("1 ATen threads, 2 OpenBLAS threads"), std::string::npos) << blas;
+  }
 }
 
 }  // namespace
