@@ -125,6 +125,13 @@ def summarize(a):
         if hf and m4:
             best = max(hf, key=hf.get)
             lines.append(f"- {prec}: m4forge / HF's best ({best}) = {m4 / hf[best]:.2f}x")
+    if "m4_f32" in med and "m4_f32_blas" in med:
+        lines.append(f"- m4forge f32 with GEMMs in oneDNN / in OpenBLAS (M4FORGE_F32_GEMM=blas) = "
+                     f"{med['m4_f32'] / med['m4_f32_blas']:.2f}x")
+    if ceiling["f32"].get("onednn_gflops"):
+        c = ceiling["f32"]
+        lines.append(f"- f32 GEMM ceiling {c['ceiling_gflops']:.1f} GFLOP/s: each product in the faster library; "
+                     f"all in OpenBLAS {c['blas_gflops']:.1f}, all in oneDNN {c['onednn_gflops']:.1f}")
     if "m4_f32" in med and "m4_bf16" in med:
         lines.append(f"- m4forge bf16 / f32 = {med['m4_bf16'] / med['m4_f32']:.2f}x; peak RSS bf16 {rss['m4_bf16'] / 1024:.0f} "
                      f"MiB vs f32 {rss['m4_f32'] / 1024:.0f} MiB")

@@ -10,7 +10,7 @@
 # where the peer's setup.sh puts them; any install of those versions works) and a Python with
 # torch (default Debian's /usr/bin/python3 with python3-torch).
 # Env: OUT (/tmp/m4forge-hf-sbs), ROUNDS (3), THREADS (every core), WARMUP (2), STEPS (10),
-#      VARIANTS (all: hf_f32_t1 hf_f32_tN m4_f32 hf_bf16_t1 hf_bf16_tN m4_bf16).
+#      VARIANTS (all: hf_f32_t1 hf_f32_tN m4_f32 m4_f32_blas hf_bf16_t1 hf_bf16_tN m4_bf16).
 # Shape (as the issue's table): LLaMA hidden 512, 8 layers, 8 heads, intermediate 1376, vocab
 # 32000, untied head; batch 4 x seq 256; LoRA r 8, alpha 16 on q,v; AdamW lr 1e-4, wd 0.01.
 set -euo pipefail
@@ -105,7 +105,8 @@ for dt in f32 bf16; do
 done
 
 # 4. Rounds: every variant once per round, HF and m4forge alternating.
-variants=${VARIANTS:-"hf_f32_t1 hf_f32_tN m4_f32 hf_bf16_t1 hf_bf16_tN m4_bf16 $asis"}
+# m4_f32_blas: m4forge with its f32 GEMMs in OpenBLAS (M4FORGE_F32_GEMM=blas), as before oneDNN.
+variants=${VARIANTS:-"hf_f32_t1 hf_f32_tN m4_f32 m4_f32_blas hf_bf16_t1 hf_bf16_tN m4_bf16 $asis"}
 : > "$out/runs.jsonl"
 for round in $(seq 1 "$rounds"); do
   for v in $variants; do
@@ -129,7 +130,8 @@ print(json.dumps({"round": int(sys.argv[2]), "variant": sys.argv[3], "tokens_per
                   "peak_rss_kib": r["peak_rss_kib"], "first_loss": r["first_loss"]}))
 PY
     else
-      py run --out "$d/run.json" -- "$m4" train "$cfg" "train.precision=$prec" --firmware "$out/fw" \
+      gemm=onednn; [[ "$v" == *_blas ]] && gemm=blas
+      M4FORGE_F32_GEMM=$gemm py run --out "$d/run.json" -- "$m4" train "$cfg" "train.precision=$prec" --firmware "$out/fw" \
         --run-dir "$d/run" --threads "$t" > "$d/log" 2>&1 || die "round $round $v failed: $d/log"
       "$python" - "$d" "$round" "$v" "$warmup" "$tokens" >> "$out/runs.jsonl" <<'PY'
 import json, os, statistics, sys
