@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "core/autocast.h"
 #include "core/error.h"
 
 #ifdef M4_WITH_ONEDNN
@@ -50,6 +51,9 @@ bool takes(const at::Tensor& a, const at::Tensor& b) {
       !b.is_cpu() || a.dim() != b.dim() || !plain(a) || !plain(b) || a.size(-1) != b.size(-2)) {
     return false;
   }
+  // Under CPU autocast ATen multiplies in the autocast dtype (f32 attention
+  // inputs, promoted by the rotary f32 cos/sin, in bf16 as HF's are): its call.
+  if (autocast_enabled(c10::kCPU)) return false;
   for (int64_t d = 0; d + 2 < a.dim(); ++d) {
     if (a.size(d) != b.size(d)) return false;  // no broadcasting
   }

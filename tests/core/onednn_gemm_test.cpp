@@ -1,10 +1,13 @@
 // f32 GEMMs in oneDNN (core/onednn_gemm.h): the layouts the model hands it
 // (transposed weights, attention's permuted heads, row slices) give ATen's
-// products, and the autograd version gives ATen's gradients.
+// products, the autograd version gives ATen's gradients, and autocast's
+// products stay ATen's.
 #include "core/onednn_gemm.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include "core/autocast.h"
 
 namespace m4 {
 namespace {
@@ -72,6 +75,17 @@ TEST_F(OneDnnGemm, LeavesWhatItCannotTakeToAten) {
   // ATen broadcasts where oneDNN is not asked to.
   const at::Tensor big = at::randn({3, 4, 8}), one = at::randn({1, 8, 5});
   EXPECT_TRUE(at::allclose(gemm(big, one), at::matmul(big, one)));
+}
+
+TEST_F(OneDnnGemm, LeavesProductsUnderAutocastToAten) {
+  // f32 inputs under bf16 autocast (attention's, promoted to f32 by the rotary
+  // cos/sin) multiply in bf16, as ATen's autocast and HF's do.
+  const at::Tensor a = at::randn({2, 3, 16, 8}), b = at::randn({2, 3, 8, 16});
+  Bf16Autocast mixed;
+  EXPECT_FALSE(gemm_in_onednn(a, b));
+  const at::Tensor ours = differentiable_gemm(a.requires_grad_(true), b);
+  EXPECT_EQ(ours.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(ours, at::matmul(a, b)));
 }
 
 TEST_F(OneDnnGemm, DifferentiableGemmGivesAtensGradients) {
