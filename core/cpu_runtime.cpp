@@ -77,6 +77,12 @@ std::string openblas_threading() {
   }
 }
 
+using SetThreadsFn = void (*)(int);
+// OpenBLAS's thread setter, or null when the BLAS loaded is not OpenBLAS.
+SetThreadsFn openblas_thread_setter() {
+  return reinterpret_cast<SetThreadsFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+}
+
 constexpr const char* kMisdetectedFrom = "M4FORGE_OPENBLAS_MISDETECTED";
 
 }  // namespace
@@ -137,14 +143,6 @@ CpuRuntime cpu_runtime() {
   }
   return r;
 }
-
-namespace {
-using SetThreadsFn = void (*)(int);
-// OpenBLAS's thread setter, or null when the BLAS loaded is not OpenBLAS.
-SetThreadsFn openblas_thread_setter() {
-  return reinterpret_cast<SetThreadsFn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-}
-}  // namespace
 
 ThreadSplit thread_split(int threads, MathKernels kernels, const ThreadFacts& f) {
   ThreadSplit split{threads, threads};

@@ -171,12 +171,14 @@ void gemm_out(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b, b
       run(out, a, b, accumulate)) {
     return;
   }
-  if (accumulate && out.dim() == 2) {
-    const_cast<at::Tensor&>(out).addmm_(a, b);
+  at::Tensor o = out;  // the same tensor: ATen's out= functions take a mutable handle
+  if (o.dim() == 2 && a.dim() == 2 && b.dim() == 2 && o.scalar_type() == a.scalar_type()) {
+    if (accumulate) o.addmm_(a, b);
+    else at::mm_out(o, a, b);
   } else if (accumulate) {
-    out.add_(gemm(a, b));
+    o.add_(gemm(a, b));
   } else {
-    out.copy_(gemm(a, b));
+    o.copy_(gemm(a, b));
   }
 }
 

@@ -31,6 +31,8 @@ std::string f32_gemm_description();
 // else in ATen.
 at::Tensor gemm(const at::Tensor& a, const at::Tensor& b);
 // The same into `out`, of the product's sizes; with `accumulate`, out += a @ b.
+// Where oneDNN does not take it: at::mm_out / addmm_ for 2-D operands of out's dtype,
+// else the product copied (or added) into out, cast to its dtype.
 void gemm_out(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b, bool accumulate = false);
 // Whether gemm(a, b) runs in oneDNN (the conditions above).
 bool gemm_in_onednn(const at::Tensor& a, const at::Tensor& b);

@@ -45,8 +45,8 @@ struct AstConfig {
   // the model's own num_mel_bins and max_length.
   struct FeatureExtractor {
     int64_t sampling_rate = 16000;
-    double mean = -4.2677393;
-    double std = 4.5689974;
+    double mean = kAudioSetFbankMean;
+    double std = kAudioSetFbankStd;
     bool do_normalize = true;
   } feature_extractor;
 

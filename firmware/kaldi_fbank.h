@@ -38,13 +38,17 @@ at::Tensor kaldi_fbank(const at::Tensor& waveform, const KaldiFbankOptions& opti
 at::Tensor kaldi_mel_banks(int64_t num_bins, int64_t padded_window, double sample_rate, double low_freq,
                            double high_freq);
 
+// ASTFeatureExtractor's normalisation defaults: AudioSet's fbank mean and std.
+constexpr double kAudioSetFbankMean = -4.2677393;
+constexpr double kAudioSetFbankStd = 4.5689974;
+
 // ASTFeatureExtractor's settings (its preprocessor_config.json; defaults: AudioSet's).
 struct AstFeatureOptions {
   int64_t sampling_rate = 16000;
   int64_t num_mel_bins = 128;
   int64_t max_length = 1024;  // frames
-  double mean = -4.2677393;
-  double std = 4.5689974;
+  double mean = kAudioSetFbankMean;
+  double std = kAudioSetFbankStd;
   bool do_normalize = true;
 };
 

@@ -67,8 +67,7 @@ at::Tensor chunked_loss(const at::Tensor& h, const at::Tensor& w, const at::Tens
     // The 1 / count of the mean goes on the (n, hidden) products, not on the block.
     const at::Tensor pc = p.to(cd);
     at::Tensor gh = g->h.narrow(0, r0, n);
-    if (gh.scalar_type() == cd) gemm_out(gh, pc, wc);
-    else gh.copy_(gemm(pc, wc));
+    gemm_out(gh, pc, wc);  // cast into h's dtype where it is not cd's
     gh.mul_(inv);
     if (g->want_w) g->w.add_(gemm(pc.t(), hc), inv);
     if (g->want_b) g->b.add_(p.sum(0), inv);

@@ -57,7 +57,9 @@ TEST(Linear, FrozenF32ProductsGiveAtenLinearsOutputAndInputGradient) {
   EXPECT_LE((lin->forward(x0) - yr.detach()).abs().max().item<double>(), tol);
   EXPECT_EQ(lin->forward(at::randn({40})).sizes(), at::IntArrayRef({24}));
   // Where oneDNN is on, that is where these products ran.
-  if (onednn_f32_gemm()) EXPECT_TRUE(gemm_in_onednn(x0.reshape({-1, 40}), lin->weight.t()));
+  if (onednn_f32_gemm()) {
+    EXPECT_TRUE(gemm_in_onednn(x0.reshape({-1, 40}), lin->weight.t()));
+  }
 }
 
 TEST(Linear, ATrainableWeightGetsNoCopy) {
