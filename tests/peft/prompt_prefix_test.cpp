@@ -4,6 +4,7 @@
 // KV-cached generation with either method, and prefixes on an encoder.
 #include <gtest/gtest.h>
 
+#include "core/onednn_gemm.h"
 #include "core/safetensors.h"
 #include "firmware/transformer_encoder.h"
 #include "peft/hf_peft.h"
@@ -156,8 +157,10 @@ TEST(PrefixTuning, OnAnEncoderEveryPositionSeesThePrefix) {
   at::Tensor q = attn->q_proj(x).view({2, 5, H, C / H}).transpose(1, 2);
   at::Tensor k = at::cat({pt->keys[0].unsqueeze(0).expand({2, H, P, C / H}), attn->k_proj(x).view({2, 5, H, C / H}).transpose(1, 2)}, 2);
   at::Tensor v = at::cat({pt->values[0].unsqueeze(0).expand({2, H, P, C / H}), attn->v_proj(x).view({2, 5, H, C / H}).transpose(1, 2)}, 2);
-  at::Tensor probs = at::softmax(at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(C / H)), -1);
-  at::Tensor want = attn->out_proj(at::matmul(probs, v).transpose(1, 2).reshape({2, 5, C}));
+  // The products through gemm, as the layer runs them (oneDNN where f32 GEMMs run there; its
+  // parity with ATen's is tests/core/onednn_gemm_test.cpp's): this compares the splicing.
+  at::Tensor probs = at::softmax(gemm(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(C / H)), -1);
+  at::Tensor want = attn->out_proj(gemm(probs, v).transpose(1, 2).reshape({2, 5, C}));
   EXPECT_LT(max_abs_diff(got, want), 1e-5);
   // A padding mask keeps the prefix visible.
   at::Tensor mask = at::zeros({2, 1, 1, 5});
